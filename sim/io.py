@@ -1,0 +1,84 @@
+"""Writing a run's results at the edge: every file atomically, summary.json last.
+
+A run folder without summary.json is an incomplete run; a file is either absent or complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sim.metrics import RunResult
+from sim.params import Config
+
+
+def package_version() -> str:
+    try:
+        return version("rare-earth-licence-sim")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``; the temporary file never survives."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_csv(path: Path, table: pd.DataFrame) -> None:
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
+
+
+def _clean(value: Any) -> Any:
+    """JSON without NaN: undefined figures become null."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalar
+        return _clean(value.item())
+    return value
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    text = json.dumps(_clean(data), indent=2, sort_keys=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text + "\n"))
+
+
+def summary_document(params: Config, result: RunResult) -> dict[str, Any]:
+    return {"seed": params.seed, "version": package_version(), **result.summary,
+            "config": dataclasses.asdict(params)}
+
+
+def write_run(out_dir: Path, params: Config, result: RunResult) -> Path:
+    """All files of one run; summary.json is written last and marks the run complete."""
+    from sim import plotting
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").unlink(missing_ok=True)
+    write_csv(out_dir / "daily.csv", result.daily)
+    write_csv(out_dir / "daily_by_class.csv", result.by_class)
+    if result.applications is not None:
+        write_csv(out_dir / "applications.csv", result.applications)
+    if params.output.plots:
+        plotting.save_backlog(out_dir / "backlog.png", params, result.daily)
+    write_json(out_dir / "summary.json", summary_document(params, result))
+    return out_dir

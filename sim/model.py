@@ -1,0 +1,386 @@
+"""The licence process as SimPy processes.
+
+An application is submitted, passes the intake check, waits for an official, is reviewed
+(perhaps sent back for more documents and reviewed again), perhaps goes to other agencies for
+consultation, and is decided. Approved licences expire after their term and some come back as
+renewals. Officials work on the working calendar; policy levers are read from the current
+parameters, which the timeline swaps at dated events.
+
+This module imports SimPy and numpy only: it takes plain parameters and generators and returns
+plain arrays (see :class:`sim.recorder.Recorder`).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections import deque
+from itertools import accumulate
+
+import numpy as np
+import simpy
+
+from sim import policies
+from sim.calendar import WorkingClock
+from sim.params import DESTINATIONS, ELEMENT_GROUPS, Config
+from sim.recorder import APPROVED, DENIED, WITHDRAWN, Recorder, class_index
+
+STREAMS = ("arrivals", "classes", "intake", "review", "incomplete", "consultation",
+           "decision", "renewal", "backlog")
+GREEN, REGULAR = 0, 1  # queue lanes
+GENERAL, DEDICATED = 0, 1  # kinds of official
+
+
+def make_streams(seed: int, replication: int = 0) -> dict[str, np.random.Generator]:
+    """One independent generator per source of randomness, for replication ``replication``.
+
+    The streams depend on (seed, replication) only, so replication r sees the same random
+    numbers in every scenario and whichever worker runs it.
+    """
+    root = np.random.SeedSequence(seed, spawn_key=(replication,))
+    return {name: np.random.Generator(np.random.PCG64(child))
+            for name, child in zip(STREAMS, root.spawn(len(STREAMS)), strict=True)}
+
+
+class Draws:
+    """Variates from one generator, drawn in blocks: numpy is fast per block, slow per call."""
+
+    def __init__(self, rng: np.random.Generator, block: int = 2048):
+        self.rng, self.block = rng, block
+        self._e, self._u, self._z = [], [], []
+        self._ie = self._iu = self._iz = 0
+
+    def exponential(self) -> float:
+        if self._ie == len(self._e):
+            self._e, self._ie = self.rng.standard_exponential(self.block).tolist(), 0
+        self._ie += 1
+        return self._e[self._ie - 1]
+
+    def uniform(self) -> float:
+        if self._iu == len(self._u):
+            self._u, self._iu = self.rng.random(self.block).tolist(), 0
+        self._iu += 1
+        return self._u[self._iu - 1]
+
+    def normal(self) -> float:
+        if self._iz == len(self._z):
+            self._z, self._iz = self.rng.standard_normal(self.block).tolist(), 0
+        self._iz += 1
+        return self._z[self._iz - 1]
+
+
+class Application:
+    __slots__ = ("id", "cls", "dest", "trusted", "military", "group", "renewal", "submitted",
+                 "accepted", "due", "review_start", "decided", "outcome", "rounds", "withdrawn",
+                 "event", "seq")
+
+    def __init__(self, app_id, dest, trusted, military, group, renewal, submitted):
+        self.id = app_id
+        self.dest, self.trusted, self.military = dest, trusted, military
+        self.group, self.renewal = group, renewal
+        self.cls = class_index(dest, trusted, military, group, renewal)
+        self.submitted = submitted
+        self.accepted = self.review_start = self.decided = math.nan
+        self.outcome = -1
+        self.due = math.inf
+        self.rounds = 0
+        self.withdrawn = False
+        self.event = None
+        self.seq = 0
+
+
+class OfficialPool:
+    """Officials serving two FIFO lanes (green, regular); O(1) per request and release.
+
+    Each kind of official has its lane order: with the green channel in `priority` mode
+    everyone serves the green lane first; in `dedicated` mode dedicated officials serve the green
+    lane first and help the regular lane when it is empty, general officials do the reverse.
+    No review is interrupted. Withdrawn applications are dropped lazily when reached.
+    """
+
+    def __init__(self, env: simpy.Environment, recorder: Recorder):
+        self.env, self.rec = env, recorder
+        self.lanes = (deque(), deque())
+        self.order = ((GREEN, REGULAR), (GREEN, REGULAR))
+        self.idle = [0, 0]
+        self.staff = [0, 0]
+        self.target = [0, 0]
+        self.n_waiting = 0
+        self._seq = 0
+
+    def configure(self, general: int, dedicated: int, mode: str, lane_of) -> None:
+        """Apply a new pool size and discipline; waiting applications are re-sorted by lane."""
+        self.order = ((REGULAR, GREEN), (GREEN, REGULAR)) if mode == "dedicated" else (
+            (GREEN, REGULAR), (GREEN, REGULAR))
+        waiting = sorted((a for lane in self.lanes for a in lane if not a.withdrawn),
+                         key=lambda a: a.seq)
+        for lane in self.lanes:
+            lane.clear()
+        for app in waiting:
+            self.lanes[lane_of(app)].append(app)
+        self.target = [general, dedicated]
+        for kind in (GENERAL, DEDICATED):
+            surplus = self.staff[kind] - self.target[kind]
+            if surplus > 0:  # idle officials leave now, busy ones after their review
+                gone = min(surplus, self.idle[kind])
+                self.idle[kind] -= gone
+                self.staff[kind] -= gone
+            for _ in range(-surplus):
+                self.staff[kind] += 1
+                self.release(kind)
+
+    def request(self, app: Application, lane: int) -> simpy.Event:
+        """An event that fires with the official's kind, or None if the applicant withdraws."""
+        event = simpy.Event(self.env)
+        # Work conservation: an idle official means both lanes are empty.
+        first = DEDICATED if lane == GREEN else GENERAL
+        for kind in (first, 1 - first):
+            if self.idle[kind]:
+                self.idle[kind] -= 1
+                event.succeed(kind)
+                return event
+        app.event = event
+        self._seq += 1
+        app.seq = self._seq
+        self.lanes[lane].append(app)
+        self.n_waiting += 1
+        self.rec.queue_join(self.env.now)
+        return event
+
+    def release(self, kind: int) -> None:
+        """An official of this kind is free: take the next application, retire, or idle."""
+        if self.staff[kind] > self.target[kind]:
+            self.staff[kind] -= 1
+            return
+        for lane in self.order[kind]:
+            queue = self.lanes[lane]
+            while queue:
+                app = queue.popleft()
+                if app.withdrawn:
+                    continue
+                self.n_waiting -= 1
+                self.rec.queue_leave(self.env.now)
+                app.event.succeed(kind)
+                return
+        self.idle[kind] += 1
+
+    def withdraw(self, app: Application) -> None:
+        """The applicant gives up, if still waiting for an official."""
+        if app.event is not None and not app.event.triggered and not app.withdrawn:
+            app.withdrawn = True
+            self.n_waiting -= 1
+            self.rec.queue_leave(self.env.now)
+            app.event.succeed(None)
+
+
+class LicenceModel:
+    """One run of the licence process over the horizon."""
+
+    def __init__(self, params: Config, streams: dict[str, np.random.Generator],
+                 clock: WorkingClock, n_days: int, keep_applications: bool = False):
+        self.env = simpy.Environment()
+        self.clock = clock
+        self.n_days = n_days
+        self.regimes = policies.build_regimes(params)
+        self.p = params
+        self.draws = {name: Draws(rng) for name, rng in streams.items()}
+        self.rec = Recorder(n_days, params.warmup_days, keep_applications)
+        self.pool = OfficialPool(self.env, self.rec)
+        self.green_open = False
+        self._next_id = 0
+        self._apply(self.regimes[0])
+
+    # -- parameters over time -------------------------------------------------------------
+    def _apply(self, regime: policies.Regime) -> None:
+        p = self.p = regime.params
+        self.green_open = policies.green_channel_open(p, regime.day)
+        self._dest_cum = list(accumulate(p.classes.destination_shares.get(d, 0.0)
+                                         for d in DESTINATIONS))
+        self._trusted = [p.classes.trusted_share.get(d, 0.0) for d in DESTINATIONS]
+        self._effort_mean = policies.mean_effort_working_days(p)
+        r = p.review
+        if r.distribution == "lognormal":
+            self._ln_sigma = math.sqrt(math.log1p(r.cv**2))
+            self._ln_mu = -0.5 * self._ln_sigma**2
+        dedicated = policies.dedicated_officials(p)
+        mode = p.green_channel.mode if self.green_open else "off"
+        self.pool.configure(p.officials.count - dedicated, dedicated, mode, self.lane_of)
+
+    def timeline(self):
+        for regime in self.regimes[1:]:
+            yield self.env.timeout(regime.day - self.env.now)
+            self._apply(regime)
+
+    def lane_of(self, app: Application) -> int:
+        green = self.green_open and policies.green_eligible(
+            self.p, DESTINATIONS[app.dest], app.trusted, app.military)
+        return GREEN if green else REGULAR
+
+    # -- arrivals ---------------------------------------------------------------------------
+    def new_application(self, group: int, submitted: float, renewal_of=None) -> Application:
+        if renewal_of is not None:
+            a = renewal_of
+            app = Application(self._next_id, a.dest, a.trusted, False, a.group, True, submitted)
+        else:
+            draw = self.draws["classes"]
+            dest = min(bisect_right(self._dest_cum, draw.uniform() * self._dest_cum[-1]),
+                       len(DESTINATIONS) - 1)
+            trusted = draw.uniform() < self._trusted[dest]
+            military = draw.uniform() < self.p.classes.military_share
+            app = Application(self._next_id, dest, trusted, military, group, False, submitted)
+        self._next_id += 1
+        return app
+
+    def submit(self, app: Application, accepted: bool = False) -> None:
+        self.rec.arrival(app.cls, app.submitted)
+        if self.rec.applications is not None:
+            self.rec.applications.append(app)
+        self.env.process(self.application(app, accepted))
+
+    def _to_work(self, t, p):
+        return self.clock.to_work(t) if p.arrivals.working_days_only else t
+
+    def _to_cal(self, w, p):
+        return self.clock.to_cal(w) if p.arrivals.working_days_only else w
+
+    def base_arrivals(self):
+        """Poisson arrivals, piecewise-constant rate per regime, in arrival-day time."""
+        draw = self.draws["arrivals"]
+        ends = [r.day for r in self.regimes[1:]] + [self.n_days]
+        for regime, end in zip(self.regimes, ends, strict=True):
+            p = regime.params
+            rates = (p.arrivals.rate_per_day * p.controls.april7,
+                     p.arrivals.october5_rate_per_day * p.controls.october5)
+            total = sum(rates)
+            if total <= 0 or end <= regime.day:
+                continue
+            w, w_end = self._to_work(regime.day, p), self._to_work(end, p)
+            while True:
+                w += draw.exponential() / total
+                if w >= w_end:
+                    break
+                t = self._to_cal(w, p)
+                yield self.env.timeout(t - self.env.now)
+                group = 0 if draw.uniform() * total < rates[0] else 1
+                self.submit(self.new_application(group, t))
+
+    def surge(self, size: float, decay: float, start: float, group: int):
+        """Pent-up filings: intensity size/decay * exp(-(w - w0)/decay), drawn sequentially."""
+        draw = self.draws["arrivals"]
+        yield self.env.timeout(max(start - self.env.now, 0.0))
+        p = self.p
+        w0 = self._to_work(start, p)
+        filed = 0.0  # cumulative intensity so far
+        while True:
+            filed += draw.exponential()
+            if filed >= size:
+                return
+            w = w0 - decay * math.log1p(-filed / size)
+            t = self._to_cal(w, p)
+            if t >= self.n_days:
+                return
+            yield self.env.timeout(t - self.env.now)
+            self.submit(self.new_application(group, t))
+
+    def initial_backlog(self) -> None:
+        """Applications already accepted and waiting at the start, oldest first."""
+        b = self.p.initial_backlog
+        waited = np.sort(self.draws["backlog"].rng.random(b.count) * b.max_waited_days)[::-1]
+        for w in waited.tolist():
+            app = self.new_application(0, -w)
+            self.submit(app, accepted=True)
+
+    def renewal(self, app: Application, t: float):
+        yield self.env.timeout(t - self.env.now)
+        self.submit(self.new_application(app.group, t, renewal_of=app))
+
+    # -- the application's path --------------------------------------------------------------
+    def application(self, app: Application, accepted: bool):
+        env, p, clock = self.env, self.p, self.clock
+        if not accepted and p.intake.mean_working_days > 0:
+            delay = p.intake.mean_working_days * self.draws["intake"].exponential()
+            yield env.timeout(clock.to_cal(clock.to_work(env.now) + delay) - env.now)
+        app.accepted = accepted_at = app.submitted if accepted else env.now
+        app.due = clock.to_cal(clock.to_work(accepted_at) + self.p.statutory.working_days)
+        self.rec.accepted(app.cls, app.due)
+
+        if app.military:
+            policy = self.p.military.policy
+            if policy == "reject_at_intake":
+                return self.decide(app, DENIED)
+            if policy == "hold":
+                return  # in limbo: pending for ever, no official's time spent
+
+        while True:
+            official = yield self.request(app)
+            if official is None:
+                return self.decide(app, WITHDRAWN)
+            yield env.timeout(self.review(app))
+            self.pool.release(official)
+            if self.draws["incomplete"].uniform() >= self.p.incomplete.probability:
+                break
+            app.rounds += 1  # more documents requested; the applicant answers, then requeues
+            self.rec.rounds[app.cls] += 1
+            yield env.timeout(self.p.incomplete.response_mean_days
+                              * self.draws["incomplete"].exponential())
+
+        p = self.p
+        if not app.military and self.draws["consultation"].uniform() < p.consultation.share:
+            delay = p.consultation.mean_working_days * self.draws["consultation"].exponential()
+            yield env.timeout(clock.to_cal(clock.to_work(env.now) + delay) - env.now)
+        denied = app.military or self.draws["decision"].uniform() < self.p.decision.deny_probability
+        self.decide(app, DENIED if denied else APPROVED)
+
+    def request(self, app: Application) -> simpy.Event:
+        event = self.pool.request(app, self.lane_of(app))
+        patience = self.p.withdrawal.patience_days
+        if patience is not None and not event.triggered:
+            self.env.timeout(max(app.submitted + patience - self.env.now, 0.0)).callbacks.append(
+                lambda _: self.pool.withdraw(app))
+        return event
+
+    def review(self, app: Application) -> float:
+        """Occupy the official for the review: returns its duration in calendar days."""
+        now, clock = self.env.now, self.clock
+        draw = self.draws["review"]
+        if self.p.review.distribution == "exponential":
+            x = draw.exponential()
+        else:
+            x = math.exp(self._ln_mu + self._ln_sigma * draw.normal())
+        effort = self._effort_mean * x * policies.effort_factor(
+            self.p, self.lane_of(app) == GREEN)
+        w0 = clock.to_work(now)
+        start, end = clock.to_cal(w0), clock.to_cal(w0 + effort)
+        if app.rounds == 0:
+            app.review_start = start
+            self.rec.first_review(app.cls, app.submitted, start - app.submitted)
+        self.rec.review(start, w0, end, w0 + effort)
+        return end - now
+
+    def decide(self, app: Application, outcome: int) -> None:
+        now = self.env.now
+        self.rec.decided(app.cls, outcome, now, app.submitted, app.due)
+        app.decided, app.outcome = now, outcome
+        lic = self.p.licence
+        if outcome == APPROVED and lic.renewal_share > 0:
+            t = now + lic.term_days - lic.renewal_lead_days
+            if t < self.n_days and self.draws["renewal"].uniform() < lic.renewal_share:
+                self.env.process(self.renewal(app, t))
+
+    # -- run ------------------------------------------------------------------------------------
+    def run(self) -> Recorder:
+        env = self.env
+        env.process(self.timeline())
+        if self.p.initial_backlog.count:
+            self.initial_backlog()
+        env.process(self.base_arrivals())
+        start = policies.parse_date(self.p.start_date)
+        for s in self.p.arrivals.surges:
+            day = (policies.parse_date(s.start_date) - start).days
+            regime = self.regimes[bisect_right([r.day for r in self.regimes], max(day, 0)) - 1]
+            group = ELEMENT_GROUPS.index(s.elements)
+            controlled = (regime.params.controls.april7, regime.params.controls.october5)[group]
+            if controlled and s.size > 0 and day < self.n_days:
+                env.process(self.surge(s.size, s.decay_days, day, group))
+        env.run(until=self.n_days)
+        return self.rec

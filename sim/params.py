@@ -1,0 +1,199 @@
+"""Typed parameters of the licence model: one dataclass per component, units in the names.
+
+These dataclasses are the Hydra schema (registered in :mod:`sim.config`) *and* the plain
+parameter objects the model receives, so the defaults live in exactly one place. This module
+imports nothing from Hydra, so the model can use it anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DESTINATIONS = ("US", "EU", "JP", "KR", "IN", "other")
+ELEMENT_GROUPS = ("april7", "october5")
+ELEMENTS = {
+    "april7": ("Sm", "Gd", "Tb", "Dy", "Lu", "Sc", "Y"),
+    "october5": ("Ho", "Er", "Tm", "Eu", "Yb"),
+}
+MILITARY_POLICIES = ("deny", "hold", "reject_at_intake")
+GREEN_CHANNEL_MODES = ("off", "priority", "dedicated")
+CALENDAR_KINDS = ("china", "every_day")
+REVIEW_DISTRIBUTIONS = ("exponential", "lognormal")
+
+
+@dataclass
+class CalendarConfig:
+    # china: weekends and statutory holidays off, official make-up working days on
+    # (chinese-calendar package); every_day: officials are always on duty (M/M/c checks).
+    kind: str = "china"
+
+
+@dataclass
+class SurgeConfig:
+    """Pent-up applications filed when controls on an element group start, decaying."""
+
+    start_date: str = "2025-04-04"
+    size: float = 0.0  # expected number of extra applications in the whole surge
+    decay_days: float = 10.0  # e-folding time, in arrival days (working days if so set)
+    elements: str = "april7"  # the surge only happens if this group is controlled then
+
+
+@dataclass
+class ArrivalsConfig:
+    # Poisson base rate of new applications for the April-2025 elements, per arrival day.
+    rate_per_day: float = 40.0
+    # Extra rate for applications covering the October-2025 elements, while they are controlled.
+    october5_rate_per_day: float = 0.0
+    # True: applications are filed on working days only (rates are per working day).
+    working_days_only: bool = True
+    surges: list[SurgeConfig] = field(default_factory=list)
+
+
+@dataclass
+class ClassesConfig:
+    destination_shares: dict[str, float] = field(
+        default_factory=lambda: {"US": 0.2, "EU": 0.25, "JP": 0.15, "KR": 0.1, "IN": 0.1,
+                                 "other": 0.2}
+    )
+    # Share of applicants that are trusted (green-channel eligible), per destination.
+    trusted_share: dict[str, float] = field(
+        default_factory=lambda: {d: 0.2 for d in DESTINATIONS}
+    )
+    military_share: float = 0.0  # share of applications declaring a military end use
+
+
+@dataclass
+class ControlsConfig:
+    april7: bool = True  # Sm, Gd, Tb, Dy, Lu, Sc, Y
+    october5: bool = False  # Ho, Er, Tm, Eu, Yb
+
+
+@dataclass
+class IntakeConfig:
+    # Local commerce office check before acceptance; no official of the pool involved.
+    mean_working_days: float = 0.0
+
+
+@dataclass
+class StatutoryConfig:
+    working_days: int = 45  # review due within this many working days of acceptance
+
+
+@dataclass
+class OfficialsConfig:
+    count: int = 5
+    hours_per_day: float = 8.0
+    # Pool size from a date on: {"2025-07-01": 8}.
+    schedule: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ReviewConfig:
+    # Set exactly one of mean_hours (working hours of effort) and mean_days (working days).
+    mean_hours: float | None = 8.0
+    mean_days: float | None = None
+    distribution: str = "exponential"
+    cv: float = 1.0  # coefficient of variation, lognormal only
+    effort_multiplier: float = 1.0  # e.g. more documentation per application
+
+
+@dataclass
+class IncompleteConfig:
+    probability: float = 0.0  # a review ends in a request for more documents
+    response_mean_days: float = 10.0  # applicant's answer delay, calendar days, exponential
+
+
+@dataclass
+class ConsultationConfig:
+    share: float = 0.0  # share of civilian applications needing other agencies
+    mean_working_days: float = 10.0  # exponential delay outside the officials' pool
+
+
+@dataclass
+class MilitaryConfig:
+    policy: str = "deny"
+
+
+@dataclass
+class DecisionConfig:
+    deny_probability: float = 0.0  # civilian applications denied after review
+
+
+@dataclass
+class GreenChannelConfig:
+    mode: str = "off"
+    start_date: str = "2025-06-10"
+    dedicated_officials: int = 1  # used when mode=dedicated
+    destinations: list[str] = field(default_factory=lambda: ["US"])
+    effort_multiplier: float = 1.0  # < 1: fast track for trusted applicants
+
+
+@dataclass
+class LicenceConfig:
+    term_days: int = 182  # six months
+    renewal_share: float = 0.0
+    renewal_lead_days: int = 30  # renewal filed this many days before expiry
+
+
+@dataclass
+class WithdrawalConfig:
+    patience_days: float | None = None  # None: applicants never withdraw
+
+
+@dataclass
+class BacklogConfig:
+    """Applications already waiting when the scenario starts (class mix from `classes`)."""
+
+    count: int = 0
+    max_waited_days: float = 0.0  # waited uniformly between 0 and this many calendar days
+
+
+@dataclass
+class EventConfig:
+    """A dated policy event: from `date` on, each dotted key takes its new value."""
+
+    date: str = "2025-01-01"
+    label: str = ""
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OutputConfig:
+    applications: bool = False  # write applications.csv (one row per application)
+    plots: bool = True
+
+
+@dataclass
+class Config:
+    name: str = "custom"
+    seed: int = 20250404
+    start_date: str = "2025-04-04"
+    end_date: str | None = None  # inclusive; set this or horizon_days
+    horizon_days: int | None = 365
+    warmup_days: int = 0  # left out of the headline statistics
+    calendar: CalendarConfig = field(default_factory=CalendarConfig)
+    arrivals: ArrivalsConfig = field(default_factory=ArrivalsConfig)
+    classes: ClassesConfig = field(default_factory=ClassesConfig)
+    controls: ControlsConfig = field(default_factory=ControlsConfig)
+    intake: IntakeConfig = field(default_factory=IntakeConfig)
+    statutory: StatutoryConfig = field(default_factory=StatutoryConfig)
+    officials: OfficialsConfig = field(default_factory=OfficialsConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    incomplete: IncompleteConfig = field(default_factory=IncompleteConfig)
+    consultation: ConsultationConfig = field(default_factory=ConsultationConfig)
+    military: MilitaryConfig = field(default_factory=MilitaryConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+    green_channel: GreenChannelConfig = field(default_factory=GreenChannelConfig)
+    licence: LicenceConfig = field(default_factory=LicenceConfig)
+    withdrawal: WithdrawalConfig = field(default_factory=WithdrawalConfig)
+    initial_backlog: BacklogConfig = field(default_factory=BacklogConfig)
+    # Dated policy events by name, so a scenario can add, change or drop one event.
+    timeline: dict[str, EventConfig | None] = field(default_factory=dict)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+# Keys a timeline event may not change: they fix the run's frame, not a policy.
+FRAME_KEYS = ("name", "seed", "start_date", "end_date", "horizon_days", "warmup_days",
+              "calendar", "initial_backlog", "timeline", "output", "officials.schedule",
+              "arrivals.surges", "green_channel.start_date")

@@ -1,0 +1,107 @@
+"""Policy levers over time: the dated timeline and the rules that read the current parameters.
+
+The timeline turns the configuration into *regimes*: from a given day on, a full parameter set
+applies. The model swaps its parameters at each regime start; nothing here touches the queue.
+Every rule that depends on a policy lever (who may use the green channel, how much review effort
+an application costs, what happens to military end uses) lives in this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sim.params import FRAME_KEYS, Config
+
+
+@dataclass(frozen=True)
+class Regime:
+    day: int  # first calendar day (relative to start_date) on which `params` apply
+    params: Config
+    labels: tuple[str, ...]  # the events that opened this regime
+
+
+def parse_date(value: str) -> dt.date:
+    return dt.date.fromisoformat(str(value))
+
+
+def settable(path: str) -> bool:
+    """Whether a timeline event may change the dotted key ``path``."""
+    return not any(path == k or path.startswith(k + ".") for k in FRAME_KEYS)
+
+
+def apply_changes(params: Config, changes: dict[str, Any]) -> Config:
+    """A copy of ``params`` with each dotted key set to its new value (unknown keys: KeyError)."""
+    for path, value in changes.items():
+        params = _replace_path(params, path.split("."), value, path)
+    return params
+
+
+def _replace_path(obj: Any, parts: list[str], value: Any, full: str) -> Any:
+    name = parts[0]
+    if not dataclasses.is_dataclass(obj) or name not in {f.name for f in dataclasses.fields(obj)}:
+        raise KeyError(full)
+    if len(parts) == 1:
+        current = getattr(obj, name)
+        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        return dataclasses.replace(obj, **{name: value})
+    return dataclasses.replace(obj, **{name: _replace_path(getattr(obj, name), parts[1:],
+                                                           value, full)})
+
+
+def timeline_events(params: Config) -> list[tuple[dt.date, str, dict[str, Any]]]:
+    """All dated changes: the timeline plus `officials.schedule`, in date order (stable)."""
+    events = [(parse_date(e.date), e.label or name, dict(e.changes))
+              for name, e in params.timeline.items() if e is not None]
+    events += [(parse_date(d), f"officials: {n}", {"officials.count": n})
+               for d, n in params.officials.schedule.items()]
+    gc = params.green_channel
+    if gc.mode != "off" or any("green_channel.mode" in ch for _, _, ch in events):
+        events.append((parse_date(gc.start_date), "green channel opens", {}))
+    return sorted(events, key=lambda e: e[0])
+
+
+def build_regimes(params: Config) -> list[Regime]:
+    """Successive parameter sets; events on or before the start apply from day 0."""
+    start = parse_date(params.start_date)
+    regimes = [Regime(0, params, ("start",))]
+    for date, label, changes in timeline_events(params):
+        day = max((date - start).days, 0)
+        new = apply_changes(regimes[-1].params, changes)
+        if day == regimes[-1].day:
+            regimes[-1] = Regime(day, new, regimes[-1].labels + (label,))
+        else:
+            regimes.append(Regime(day, new, (label,)))
+    return regimes
+
+
+def green_channel_open(params: Config, day: int) -> bool:
+    """The green channel runs when a mode is chosen and its start date has come."""
+    gc = params.green_channel
+    opens = (parse_date(gc.start_date) - parse_date(params.start_date)).days
+    return gc.mode != "off" and day >= opens
+
+
+def green_eligible(params: Config, destination: str, trusted: bool, military: bool) -> bool:
+    """Trusted, civilian applicants bound for a green-channel destination."""
+    return trusted and not military and destination in params.green_channel.destinations
+
+
+def dedicated_officials(params: Config) -> int:
+    gc = params.green_channel
+    return min(gc.dedicated_officials, params.officials.count) if gc.mode == "dedicated" else 0
+
+
+def effort_factor(params: Config, green: bool) -> float:
+    """Multiplier on an application's review effort under the current rules."""
+    factor = params.review.effort_multiplier
+    return factor * params.green_channel.effort_multiplier if green else factor
+
+
+def mean_effort_working_days(params: Config) -> float:
+    """Mean review effort, in working days of one official."""
+    r = params.review
+    return r.mean_days if r.mean_days is not None else r.mean_hours / params.officials.hours_per_day
