@@ -78,6 +78,12 @@ class WorkingClock:
             return self.first_day + self.n_days + (w - self.n_working)
         return self._wday[max(k, 0)] + (w - k if k >= 0 else 0.0)
 
+    def work_at_days(self, n: int) -> np.ndarray:
+        """Working time at the start of calendar days 0..n-1."""
+        if self.identity:
+            return np.arange(n, dtype=float)
+        return np.array([self.to_work(d) for d in range(n)], dtype=float)
+
     def is_working(self, day: int) -> bool:
         """Whether calendar day ``day`` (relative to start) is a working day."""
         return self.identity or self._is_working[day - self.first_day]

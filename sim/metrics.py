@@ -13,7 +13,7 @@ import pandas as pd
 from sim.calendar import WorkingClock
 from sim.params import Config
 from sim.policies import Regime, parse_date
-from sim.recorder import CLASS_DIMS, N_CLASSES, OUTCOMES, Recorder, class_labels, interval_area
+from sim.recorder import CLASS_DIMS, OUTCOMES, Recorder, class_labels, interval_area
 
 GROUPINGS = {"destination": "destination", "trusted": "trusted", "military": "military",
              "elements": "elements", "renewal": "renewal"}
@@ -29,10 +29,6 @@ class RunResult:
     summary: dict[str, Any]
 
 
-def _per_class(values: list, n_days: int) -> np.ndarray:
-    return np.asarray(values, dtype=np.int64).reshape(N_CLASSES, n_days)
-
-
 def _ratio(num: float, den: float) -> float:
     return float(num / den) if den else float("nan")
 
@@ -43,22 +39,24 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
     dates = pd.date_range(start, periods=n_days, freq="D")
     days = np.arange(n_days)
 
-    arrivals = _per_class(rec.arrivals, n_days)
-    outcomes = {name: _per_class(rec.outcomes[k], n_days) for k, name in enumerate(OUTCOMES)}
+    # Per-class arrays have one row per class seen (`classes`), one column per day.
+    classes = rec.classes_seen()
+    arrivals = rec.per_class(rec.arrivals, classes)
+    outcomes = {name: rec.per_class(rec.outcomes[k], classes) for k, name in enumerate(OUTCOMES)}
     pending = np.cumsum(arrivals - sum(outcomes.values()), axis=1)
-    late = np.cumsum(_per_class(rec.late_add, n_days), axis=1) - np.cumsum(
-        _per_class(rec.late_sub, n_days), axis=1)
+    late = np.cumsum(rec.per_class(rec.late_add, classes), axis=1) - np.cumsum(
+        rec.per_class(rec.late_sub, classes), axis=1)
 
     # Time-averages from the per-day event sums; calendar time for the queue, working time
     # for the officials (who do not work on days off).
     cal_edges = np.arange(1, n_days + 1, dtype=float)
     queue_area = np.diff(interval_area(rec.queue_in, rec.queue_out, cal_edges), prepend=0.0)
-    work_edges = np.array([clock.to_work(d) for d in range(n_days + 1)])
+    work_edges = clock.work_at_days(n_days + 1)
     busy = np.diff(interval_area(rec.review_in, rec.review_out, work_edges[1:]), prepend=0.0)
     working = np.diff(work_edges)
     regime_days = [r.day for r in regimes]
-    officials = np.array([regimes[np.searchsorted(regime_days, d, side="right") - 1]
-                          .params.officials.count for d in days])
+    counts = np.array([r.params.officials.count for r in regimes])
+    officials = counts[np.searchsorted(regime_days, days, side="right") - 1]
     capacity = officials * working
     with np.errstate(invalid="ignore", divide="ignore"):
         utilisation = np.where(capacity > 0, busy / capacity, np.nan)
@@ -82,7 +80,7 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "past_statutory_limit": late.sum(0),
     })
 
-    by_class = _by_class_table(dates, arrivals, outcomes, pending, late)
+    by_class = _by_class_table(dates, classes, arrivals, outcomes, pending, late)
     apps = _applications_table(rec, clock, start) if rec.applications is not None else None
 
     w = params.warmup_days
@@ -113,20 +111,19 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "share_decided_late": _ratio(sum(rec.late_n), decided),
         "past_statutory_limit_end": int(late.sum(0)[-1]) if n_days else 0,
         "extra_review_rounds": int(sum(rec.rounds)),
-        "by_group": _group_summaries(rec, arrivals, outcomes, pending, late),
+        "by_group": _group_summaries(rec, classes, arrivals, outcomes, pending, late),
     }
     return RunResult(daily, by_class, apps, summary)
 
 
-def _by_class_table(dates, arrivals, outcomes, pending, late) -> pd.DataFrame:
+def _by_class_table(dates, classes, arrivals, outcomes, pending, late) -> pd.DataFrame:
     """Long format: one row per (date, class) for the classes that saw any application."""
-    active = np.flatnonzero(arrivals.sum(1))
     frames = []
-    for c in active:
-        frame = pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), **class_labels(int(c)),
-                              "arrivals": arrivals[c],
-                              **{k: v[c] for k, v in outcomes.items()},
-                              "pending": pending[c], "past_statutory_limit": late[c]})
+    for i, c in enumerate(classes):
+        frame = pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), **class_labels(c),
+                              "arrivals": arrivals[i],
+                              **{k: v[i] for k, v in outcomes.items()},
+                              "pending": pending[i], "past_statutory_limit": late[i]})
         frames.append(frame)
     if not frames:
         columns = ["date", *[n for n, _ in CLASS_DIMS], "arrivals", *OUTCOMES, "pending",
@@ -135,24 +132,25 @@ def _by_class_table(dates, arrivals, outcomes, pending, late) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _group_summaries(rec: Recorder, arrivals, outcomes, pending, late) -> dict[str, Any]:
+def _group_summaries(rec: Recorder, classes, arrivals, outcomes, pending, late) -> dict[str, Any]:
     """Headline figures per destination, trusted/untrusted, civilian/military, ..."""
-    labels = [class_labels(c) for c in range(N_CLASSES)]
+    labels = [class_labels(c) for c in classes]
     out: dict[str, Any] = {}
     for dim, values in CLASS_DIMS:
         out[dim] = {}
         for value in values:
-            idx = [c for c in range(N_CLASSES) if labels[c][dim] == value]
+            rows = [i for i, lab in enumerate(labels) if lab[dim] == value]
+            idx = [classes[i] for i in rows]
             decided = sum(rec.decided_n[c] for c in idx)
             waits = sum(rec.wait_n[c] for c in idx)
             out[dim][str(value)] = {
-                "arrivals": int(arrivals[idx].sum()),
-                **{k: int(v[idx].sum()) for k, v in outcomes.items()},
-                "pending_end": int(pending[idx, -1].sum()) if pending.shape[1] else 0,
+                "arrivals": int(arrivals[rows].sum()),
+                **{k: int(v[rows].sum()) for k, v in outcomes.items()},
+                "pending_end": int(pending[rows, -1].sum()) if pending.shape[1] else 0,
                 "mean_wait_days": _ratio(sum(rec.wait_sum[c] for c in idx), waits),
                 "mean_time_to_decision_days": _ratio(sum(rec.ttd_sum[c] for c in idx), decided),
                 "share_decided_late": _ratio(sum(rec.late_n[c] for c in idx), decided),
-                "past_statutory_limit_end": int(late[idx, -1].sum()) if late.shape[1] else 0,
+                "past_statutory_limit_end": int(late[rows, -1].sum()) if late.shape[1] else 0,
                 "extra_review_rounds": int(sum(rec.rounds[c] for c in idx)),
             }
     return out

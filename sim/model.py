@@ -23,7 +23,7 @@ import simpy
 from sim import policies
 from sim.calendar import WorkingClock
 from sim.params import DESTINATIONS, ELEMENT_GROUPS, Config
-from sim.recorder import APPROVED, DENIED, WITHDRAWN, Recorder, class_index
+from sim.recorder import APPROVED, DENIED, WITHDRAWN, Recorder
 
 STREAMS = ("arrivals", "classes", "intake", "review", "incomplete", "consultation",
            "decision", "renewal", "backlog")
@@ -69,16 +69,24 @@ class Draws:
         return self._z[self._iz - 1]
 
 
+def _chance(draw: Draws, probability: float) -> bool:
+    """A Bernoulli trial; certain outcomes use no random number (and cost nothing)."""
+    if probability <= 0.0:
+        return False
+    return probability >= 1.0 or draw.uniform() < probability
+
+
 class Application:
     __slots__ = ("id", "cls", "dest", "trusted", "military", "group", "renewal", "submitted",
                  "accepted", "due", "review_start", "decided", "outcome", "rounds", "withdrawn",
-                 "event", "seq")
+                 "event", "seq", "lane")
 
     def __init__(self, app_id, dest, trusted, military, group, renewal, submitted):
         self.id = app_id
         self.dest, self.trusted, self.military = dest, trusted, military
         self.group, self.renewal = group, renewal
-        self.cls = class_index(dest, trusted, military, group, renewal)
+        # recorder.class_index, inlined: this runs once per application
+        self.cls = (((dest * 2 + trusted) * 2 + military) * 2 + group) * 2 + renewal
         self.submitted = submitted
         self.accepted = self.review_start = self.decided = math.nan
         self.outcome = -1
@@ -87,6 +95,7 @@ class Application:
         self.withdrawn = False
         self.event = None
         self.seq = 0
+        self.lane = REGULAR
 
 
 class OfficialPool:
@@ -117,7 +126,8 @@ class OfficialPool:
         for lane in self.lanes:
             lane.clear()
         for app in waiting:
-            self.lanes[lane_of(app)].append(app)
+            app.lane = lane_of(app)
+            self.lanes[app.lane].append(app)
         self.target = [general, dedicated]
         for kind in (GENERAL, DEDICATED):
             surplus = self.staff[kind] - self.target[kind]
@@ -132,6 +142,7 @@ class OfficialPool:
     def request(self, app: Application, lane: int) -> simpy.Event:
         """An event that fires with the official's kind, or None if the applicant withdraws."""
         event = simpy.Event(self.env)
+        app.lane = lane
         # Work conservation: an idle official means both lanes are empty.
         first = DEDICATED if lane == GREEN else GENERAL
         for kind in (first, 1 - first):
@@ -225,8 +236,8 @@ class LicenceModel:
             draw = self.draws["classes"]
             dest = min(bisect_right(self._dest_cum, draw.uniform() * self._dest_cum[-1]),
                        len(DESTINATIONS) - 1)
-            trusted = draw.uniform() < self._trusted[dest]
-            military = draw.uniform() < self.p.classes.military_share
+            trusted = _chance(draw, self._trusted[dest])
+            military = _chance(draw, self.p.classes.military_share)
             app = Application(self._next_id, dest, trusted, military, group, False, submitted)
         self._next_id += 1
         return app
@@ -245,7 +256,7 @@ class LicenceModel:
 
     def base_arrivals(self):
         """Poisson arrivals, piecewise-constant rate per regime, in arrival-day time."""
-        draw = self.draws["arrivals"]
+        draw, env = self.draws["arrivals"], self.env
         ends = [r.day for r in self.regimes[1:]] + [self.n_days]
         for regime, end in zip(self.regimes, ends, strict=True):
             p = regime.params
@@ -254,14 +265,17 @@ class LicenceModel:
             total = sum(rates)
             if total <= 0 or end <= regime.day:
                 continue
+            mean_gap = 1.0 / total
+            to_cal = self.clock.to_cal if p.arrivals.working_days_only else float
             w, w_end = self._to_work(regime.day, p), self._to_work(end, p)
             while True:
-                w += draw.exponential() / total
+                w += draw.exponential() * mean_gap
                 if w >= w_end:
                     break
-                t = self._to_cal(w, p)
-                yield self.env.timeout(t - self.env.now)
-                group = 0 if draw.uniform() * total < rates[0] else 1
+                t = to_cal(w)
+                yield env.timeout(t - env.now)
+                group = 1 if rates[0] == 0 else 0 if rates[1] == 0 else int(
+                    draw.uniform() * total >= rates[0])
                 self.submit(self.new_application(group, t))
 
     def surge(self, size: float, decay: float, start: float, group: int):
@@ -301,7 +315,9 @@ class LicenceModel:
             delay = p.intake.mean_working_days * self.draws["intake"].exponential()
             yield env.timeout(clock.to_cal(clock.to_work(env.now) + delay) - env.now)
         app.accepted = accepted_at = app.submitted if accepted else env.now
-        app.due = clock.to_cal(clock.to_work(accepted_at) + self.p.statutory.working_days)
+        limit = self.p.statutory.working_days
+        app.due = accepted_at + limit if clock.identity else clock.to_cal(
+            clock.to_work(accepted_at) + limit)
         self.rec.accepted(app.cls, app.due)
 
         if app.military:
@@ -317,22 +333,27 @@ class LicenceModel:
                 return self.decide(app, WITHDRAWN)
             yield env.timeout(self.review(app))
             self.pool.release(official)
-            if self.draws["incomplete"].uniform() >= self.p.incomplete.probability:
+            p = self.p
+            if p.incomplete.probability <= 0 or not _chance(self.draws["incomplete"],
+                                                            p.incomplete.probability):
                 break
             app.rounds += 1  # more documents requested; the applicant answers, then requeues
             self.rec.rounds[app.cls] += 1
-            yield env.timeout(self.p.incomplete.response_mean_days
+            yield env.timeout(p.incomplete.response_mean_days
                               * self.draws["incomplete"].exponential())
 
         p = self.p
-        if not app.military and self.draws["consultation"].uniform() < p.consultation.share:
+        if p.consultation.share > 0 and not app.military and _chance(
+                self.draws["consultation"], p.consultation.share):
             delay = p.consultation.mean_working_days * self.draws["consultation"].exponential()
             yield env.timeout(clock.to_cal(clock.to_work(env.now) + delay) - env.now)
-        denied = app.military or self.draws["decision"].uniform() < self.p.decision.deny_probability
+        p = self.p
+        denied = app.military or (p.decision.deny_probability > 0 and _chance(
+            self.draws["decision"], p.decision.deny_probability))
         self.decide(app, DENIED if denied else APPROVED)
 
     def request(self, app: Application) -> simpy.Event:
-        event = self.pool.request(app, self.lane_of(app))
+        event = self.pool.request(app, self.lane_of(app) if self.green_open else REGULAR)
         patience = self.p.withdrawal.patience_days
         if patience is not None and not event.triggered:
             self.env.timeout(max(app.submitted + patience - self.env.now, 0.0)).callbacks.append(
@@ -341,16 +362,18 @@ class LicenceModel:
 
     def review(self, app: Application) -> float:
         """Occupy the official for the review: returns its duration in calendar days."""
-        now, clock = self.env.now, self.clock
+        now, clock, p = self.env.now, self.clock, self.p
         draw = self.draws["review"]
-        if self.p.review.distribution == "exponential":
+        if p.review.distribution == "exponential":
             x = draw.exponential()
         else:
             x = math.exp(self._ln_mu + self._ln_sigma * draw.normal())
-        effort = self._effort_mean * x * policies.effort_factor(
-            self.p, self.lane_of(app) == GREEN)
-        w0 = clock.to_work(now)
-        start, end = clock.to_cal(w0), clock.to_cal(w0 + effort)
+        effort = self._effort_mean * x * policies.effort_factor(p, app.lane == GREEN)
+        if clock.identity:
+            w0, start, end = now, now, now + effort
+        else:
+            w0 = clock.to_work(now)
+            start, end = clock.to_cal(w0), clock.to_cal(w0 + effort)
         if app.rounds == 0:
             app.review_start = start
             self.rec.first_review(app.cls, app.submitted, start - app.submitted)
@@ -364,7 +387,7 @@ class LicenceModel:
         lic = self.p.licence
         if outcome == APPROVED and lic.renewal_share > 0:
             t = now + lic.term_days - lic.renewal_lead_days
-            if t < self.n_days and self.draws["renewal"].uniform() < lic.renewal_share:
+            if t < self.n_days and _chance(self.draws["renewal"], lic.renewal_share):
                 self.env.process(self.renewal(app, t))
 
     # -- run ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Memory is fixed by (days x classes), never by the number of applications: time-a
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,14 +101,29 @@ def interval_area(starts: DayEvents, ends: DayEvents, boundaries: np.ndarray) ->
 class Recorder:
     """Everything the model writes down while it runs."""
 
+    def classes_seen(self) -> list[int]:
+        """Classes with at least one application, in index order."""
+        return sorted(self.arrivals)
+
+    def per_class(self, table: dict[int, list[int]], classes: list[int]) -> np.ndarray:
+        """A (len(classes) x days) array from one of the per-class tables."""
+        out = np.zeros((len(classes), self.n_days), dtype=np.int64)
+        for i, cls in enumerate(classes):
+            if cls in table:
+                out[i] = table[cls]
+        return out
+
     def __init__(self, n_days: int, warmup_days: int, keep_applications: bool):
         self.n_days = n_days
         self.warmup = warmup_days
-        size = N_CLASSES * n_days
-        self.arrivals = [0] * size
-        self.outcomes = [[0] * size for _ in OUTCOMES]
-        self.late_add = [0] * size  # due on this day (undone if decided in time)
-        self.late_sub = [0] * size  # decided late on this day
+        # Per-class daily rows, created when a class first occurs: {class: [count per day]}.
+        def row() -> list[int]:
+            return [0] * n_days
+
+        self.arrivals = defaultdict(row)
+        self.outcomes = [defaultdict(row) for _ in OUTCOMES]
+        self.late_add = defaultdict(row)  # due on this day (undone if decided in time)
+        self.late_sub = defaultdict(row)  # decided late on this day
         self.queue_in = DayEvents(n_days)  # calendar time
         self.queue_out = DayEvents(n_days)
         self.review_in = DayEvents(n_days)  # working time, bucketed by calendar day
@@ -123,29 +139,36 @@ class Recorder:
         self.applications: list | None = [] if keep_applications else None
 
     def arrival(self, cls: int, t: float) -> None:
-        self.arrivals[cls * self.n_days + max(int(t), 0)] += 1
+        self.arrivals[cls][max(int(t), 0)] += 1
 
-    def _event(self, ev: DayEvents, t: float, x: float) -> None:
-        d = int(t)
-        if d < self.n_days:
-            ev.n[d] += 1
-            ev.s[d] += x
 
     def queue_join(self, t: float) -> None:
-        self._event(self.queue_in, t, t)
+        d = int(t)
+        if d < self.n_days:
+            self.queue_in.n[d] += 1
+            self.queue_in.s[d] += t
 
     def queue_leave(self, t: float) -> None:
-        self._event(self.queue_out, t, t)
+        d = int(t)
+        if d < self.n_days:
+            self.queue_out.n[d] += 1
+            self.queue_out.s[d] += t
 
     def review(self, t_start: float, w_start: float, t_end: float, w_end: float) -> None:
         """A review occupying one official from working time w_start to w_end."""
-        self._event(self.review_in, t_start, w_start)
-        self._event(self.review_out, t_end, w_end)
+        d, nd = int(t_start), self.n_days
+        if d < nd:
+            self.review_in.n[d] += 1
+            self.review_in.s[d] += w_start
+        d = int(t_end)
+        if d < nd:
+            self.review_out.n[d] += 1
+            self.review_out.s[d] += w_end
 
     def accepted(self, cls: int, due: float) -> None:
         d = int(due)
         if d < self.n_days:
-            self.late_add[cls * self.n_days + d] += 1
+            self.late_add[cls][d] += 1
 
     def first_review(self, cls: int, submitted: float, wait: float) -> None:
         if submitted >= self.warmup:
@@ -155,13 +178,12 @@ class Recorder:
 
     def decided(self, cls: int, outcome: int, t: float, submitted: float, due: float) -> None:
         """An application leaves the pending stock (approved, denied or withdrawn) at t."""
-        nd = self.n_days
-        self.outcomes[outcome][cls * nd + int(t)] += 1
+        self.outcomes[outcome][cls][int(t)] += 1
         if t <= due:
-            if due < nd:
-                self.late_add[cls * nd + int(due)] -= 1
+            if due < self.n_days:
+                self.late_add[cls][int(due)] -= 1
         else:
-            self.late_sub[cls * nd + int(t)] += 1
+            self.late_sub[cls][int(t)] += 1
         if submitted >= self.warmup and outcome != WITHDRAWN:
             self.decided_n[cls] += 1
             self.ttd_sum[cls] += t - submitted
