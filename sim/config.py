@@ -7,6 +7,7 @@ the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from sim.params import (
     MILITARY_POLICIES,
     REVIEW_DISTRIBUTIONS,
     Config,
+    EventConfig,
 )
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -47,8 +49,32 @@ def register() -> None:
 def to_params(cfg: DictConfig) -> Config:
     """Typed, validated parameters from a composed Hydra config."""
     params = OmegaConf.to_object(cfg)
+    params.timeline = _events(params.timeline)
     validate(params)
     return params
+
+
+def _events(timeline: dict[str, Any]) -> dict[str, EventConfig]:
+    """Timeline entries as EventConfig; null entries (dropped events) are left out."""
+    fields = {f.name for f in dataclasses.fields(EventConfig)}
+    events = {}
+    for name, entry in timeline.items():
+        if entry is None:
+            continue
+        if isinstance(entry, EventConfig):
+            events[name] = entry
+            continue
+        if not isinstance(entry, dict):
+            raise ConfigError(f"timeline.{name}", entry, "must be {date, label, changes}")
+        for key in entry:
+            if key not in fields:
+                raise ConfigError(f"timeline.{name}.{key}", entry[key],
+                                  f"unknown key; allowed: {', '.join(sorted(fields))}")
+        if not isinstance(entry.get("changes", {}), dict):
+            raise ConfigError(f"timeline.{name}.changes", entry["changes"],
+                              "must be a mapping {dotted.key: value}")
+        events[name] = EventConfig(**entry)
+    return events
 
 
 def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
@@ -98,8 +124,6 @@ def validate(p: Config) -> None:
     _check_frame(p)
     _check_levers(p)
     for name, event in p.timeline.items():
-        if event is None:
-            continue
         _date(f"timeline.{name}.date", event.date)
         for key in event.changes:
             if not policies.settable(key):
@@ -150,10 +174,9 @@ def _check_frame(p: Config) -> None:
         _at_least(f"arrivals.surges[{i}].size", s.size, 0)
         _at_least(f"arrivals.surges[{i}].decay_days", s.decay_days, 0, strict=True)
         _one_of(f"arrivals.surges[{i}].elements", s.elements, ELEMENT_GROUPS)
-    for d, n in p.officials.schedule.items():
-        _date(f"officials.schedule.{d}", d)
-        if not isinstance(n, int) or n < 1:
-            raise ConfigError(f"officials.schedule.{d}", n, "must be an integer >= 1")
+    for i, change in enumerate(p.officials.schedule):
+        _date(f"officials.schedule[{i}].date", change.date)
+        _at_least(f"officials.schedule[{i}].count", change.count, 1)
     _date("green_channel.start_date", p.green_channel.start_date)
     _at_least("initial_backlog.count", p.initial_backlog.count, 0)
     if not 0 <= p.initial_backlog.max_waited_days <= 3650:

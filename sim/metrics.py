@@ -175,6 +175,8 @@ def _applications_table(rec: Recorder, clock: WorkingClock, start: dt.date) -> p
         "decided": [to_date(t) for t in decided],
         "outcome": [OUTCOMES[a.outcome] if a.outcome >= 0 else "pending" for a in apps],
         "rounds": [a.rounds for a in apps],
+        "renews": [a.renews if a.renews >= 0 else None for a in apps],
+        "statutory_due": [to_date(a.due) if math.isfinite(a.due) else None for a in apps],
         "submitted_day": submitted,
         "review_start_day": review_start,
         "decided_day": decided,
@@ -183,6 +185,6 @@ def _applications_table(rec: Recorder, clock: WorkingClock, start: dt.date) -> p
         "working_days_to_decision": [
             clock.to_work(d) - clock.to_work(a) if not math.isnan(d) else math.nan
             for a, d in zip(accepted, decided, strict=True)],
-        "past_statutory_limit": [a.decided > a.due if a.outcome >= 0 else None for a in apps],
+        "decided_late": [a.decided > a.due if a.outcome >= 0 else None for a in apps],
     })
     return table

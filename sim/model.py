@@ -79,7 +79,7 @@ def _chance(draw: Draws, probability: float) -> bool:
 class Application:
     __slots__ = ("id", "cls", "dest", "trusted", "military", "group", "renewal", "submitted",
                  "accepted", "due", "review_start", "decided", "outcome", "rounds", "withdrawn",
-                 "event", "seq", "lane")
+                 "event", "seq", "lane", "renews")
 
     def __init__(self, app_id, dest, trusted, military, group, renewal, submitted):
         self.id = app_id
@@ -96,6 +96,7 @@ class Application:
         self.event = None
         self.seq = 0
         self.lane = REGULAR
+        self.renews = -1  # id of the application whose licence this one renews
 
 
 class OfficialPool:
@@ -232,6 +233,7 @@ class LicenceModel:
         if renewal_of is not None:
             a = renewal_of
             app = Application(self._next_id, a.dest, a.trusted, False, a.group, True, submitted)
+            app.renews = a.id
         else:
             draw = self.draws["classes"]
             dest = min(bisect_right(self._dest_cum, draw.uniform() * self._dest_cum[-1]),

@@ -81,11 +81,17 @@ class StatutoryConfig:
 
 
 @dataclass
+class StaffingChange:
+    date: str = "2025-01-01"
+    count: int = 1
+
+
+@dataclass
 class OfficialsConfig:
     count: int = 5
     hours_per_day: float = 8.0
-    # Pool size from a date on: {"2025-07-01": 8}.
-    schedule: dict[str, int] = field(default_factory=dict)
+    # Pool size from given dates on (a list, so an override replaces it whole).
+    schedule: list[StaffingChange] = field(default_factory=list)
 
 
 @dataclass
@@ -188,8 +194,10 @@ class Config:
     licence: LicenceConfig = field(default_factory=LicenceConfig)
     withdrawal: WithdrawalConfig = field(default_factory=WithdrawalConfig)
     initial_backlog: BacklogConfig = field(default_factory=BacklogConfig)
-    # Dated policy events by name, so a scenario can add, change or drop one event.
-    timeline: dict[str, EventConfig | None] = field(default_factory=dict)
+    # Dated policy events by name, so a scenario can add, change or drop (null) one event.
+    # Values are EventConfig fields; typed as Any so `+timeline.name={...}` works on the
+    # command line; sim.config.to_params checks them and turns them into EventConfig.
+    timeline: dict[str, Any] = field(default_factory=dict)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 

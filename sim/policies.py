@@ -55,9 +55,9 @@ def _replace_path(obj: Any, parts: list[str], value: Any, full: str) -> Any:
 def timeline_events(params: Config) -> list[tuple[dt.date, str, dict[str, Any]]]:
     """All dated changes: the timeline plus `officials.schedule`, in date order (stable)."""
     events = [(parse_date(e.date), e.label or name, dict(e.changes))
-              for name, e in params.timeline.items() if e is not None]
-    events += [(parse_date(d), f"officials: {n}", {"officials.count": n})
-               for d, n in params.officials.schedule.items()]
+              for name, e in params.timeline.items()]
+    events += [(parse_date(s.date), f"officials: {s.count}", {"officials.count": s.count})
+               for s in params.officials.schedule]
     gc = params.green_channel
     if gc.mode != "off" or any("green_channel.mode" in ch for _, _, ch in events):
         events.append((parse_date(gc.start_date), "green channel opens", {}))
