@@ -116,7 +116,8 @@ def _one_of(key: str, value: Any, allowed: Sequence[str]) -> None:
 def _keys_in(key: str, mapping: dict, allowed: Sequence[str]) -> None:
     for k in mapping:
         if k not in allowed:
-            raise ConfigError(f"{key}.{k}", mapping[k], f"unknown key; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"{key}.{k}", mapping[k],
+                              f"unknown key; allowed: {', '.join(allowed)}")
 
 
 def validate(p: Config) -> None:

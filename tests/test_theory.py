@@ -33,7 +33,11 @@ def test_erlang_c_known_values():
     assert mmc_wait(1, 0.5, 1.0)["wq"] == pytest.approx(1.0)  # rho / (mu - lambda)
 
 
-@pytest.fixture(scope="module", params=SETTINGS, ids=lambda s: f"c{s[0]}_rho{s[1] * s[2] / s[0]:.1f}")
+def _setting_id(s):
+    return f"c{s[0]}_rho{s[1] * s[2] / s[0]:.1f}"
+
+
+@pytest.fixture(scope="module", params=SETTINGS, ids=_setting_id)
 def mmc_runs(request):
     c, rate, mean_days, horizon, warmup = request.param
     runs = run_replications(mmc_params(c, rate, mean_days, horizon, warmup), REPLICATIONS)
