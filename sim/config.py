@@ -38,7 +38,7 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, value: Any, allowed: str):
         super().__init__(f"{key}={value!r}: {allowed}")
-        self.key = key
+        self.key, self.value, self.allowed = key, value, allowed
 
 
 def register() -> None:
@@ -130,17 +130,21 @@ def validate(p: Config) -> None:
             if not policies.settable(key):
                 raise ConfigError(f"timeline.{name}.changes.{key}", event.changes[key],
                                   "a timeline event cannot change this key")
-    try:
-        regimes = policies.build_regimes(p)
-    except KeyError as err:
-        raise ConfigError(f"timeline change {err.args[0]}", None, "unknown key") from None
-    for regime in regimes[1:]:
+    for name, event in p.timeline.items():
+        for key, value in event.changes.items():
+            try:
+                policies.apply_changes(p, {key: value})
+            except KeyError:
+                raise ConfigError(f"timeline.{name}.changes.{key}", value,
+                                  "unknown key (give a single setting, e.g. officials.count)"
+                                  ) from None
+    for regime in policies.build_regimes(p)[1:]:
         try:
             _check_levers(regime.params)
         except ConfigError as err:
             label = ", ".join(regime.labels)
-            raise ConfigError(f"timeline event '{label}': {err.key}", None,
-                              str(err).split(": ", 1)[1]) from None
+            raise ConfigError(f"timeline event '{label}': {err.key}", err.value,
+                              err.allowed) from None
 
 
 def _check_frame(p: Config) -> None:

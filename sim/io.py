@@ -73,7 +73,9 @@ def write_run(out_dir: Path, params: Config, result: RunResult) -> Path:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").unlink(missing_ok=True)
+    # A new run replaces the folder's results: nothing of an earlier run may look like its own.
+    for name in ("summary.json", "applications.csv", "backlog.png"):
+        (out_dir / name).unlink(missing_ok=True)
     write_csv(out_dir / "daily.csv", result.daily)
     write_csv(out_dir / "daily_by_class.csv", result.by_class)
     if result.applications is not None:

@@ -45,6 +45,8 @@ def _replace_path(obj: Any, parts: list[str], value: Any, full: str) -> Any:
         raise KeyError(full)
     if len(parts) == 1:
         current = getattr(obj, name)
+        if dataclasses.is_dataclass(current):  # only single settings, never a whole group
+            raise KeyError(full)
         if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         return dataclasses.replace(obj, **{name: value})

@@ -219,12 +219,7 @@ BAD_INPUT = [
     _case("timeline-invalid-value", ["scenario=bad_tl_value"], "officials.count",
           CONFIG_ERROR, _timeline_scenario("bad_tl_value", "{officials.count: 0}")),
     _case("timeline-replaces-group", ["scenario=bad_tl_group"], "officials", CONFIG_ERROR,
-          _timeline_scenario("bad_tl_group", "{officials: 3}"),
-          marks=pytest.mark.xfail(strict=True, reason=(
-              "sim bug: policies.apply_changes lets a timeline change replace a whole group "
-              "(officials: 3 makes params.officials the int 3); validate() then crashes with "
-              "AttributeError: 'int' object has no attribute 'count' (traceback, exit 1) "
-              "instead of a ConfigError"))),
+          _timeline_scenario("bad_tl_group", "{officials: 3}")),
 ]
 
 
@@ -267,7 +262,7 @@ def test_rejected_run_keeps_earlier_results(tmp_path):
         [*MMC, "foo=1"],  # refused by Hydra
         ["scenario=nope"],
         ["scenario=bad_tl_value"],  # refused after the timeline is built
-        ["scenario=bad_tl_group"],  # crashes today (see the xfail above): still nothing lost
+        ["scenario=bad_tl_group"],
     ]
     for overrides in bad_runs:
         proc = run_sim(tmp_path, *overrides, run_dir=run_dir, config_dir=config_dir)
