@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 
-from sim.metrics import RunResult
 from sim.params import Config
 
 
@@ -62,25 +61,41 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text + "\n"))
 
 
-def summary_document(params: Config, result: RunResult) -> dict[str, Any]:
-    return {"seed": params.seed, "version": package_version(), **result.summary,
+def summary_document(params: Config, results) -> dict[str, Any]:
+    """summary.json: seed, version, headline figures (with CIs over replications), config."""
+    return {"seed": params.seed, "version": package_version(), **results.summary,
             "config": dataclasses.asdict(params)}
 
 
-def write_run(out_dir: Path, params: Config, result: RunResult) -> Path:
-    """All files of one run; summary.json is written last and marks the run complete."""
+def is_complete(out_dir: Path) -> bool:
+    """A run folder is complete when its summary.json exists and parses."""
+    try:
+        json.loads((Path(out_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def write_run(out_dir: Path, results) -> Path:
+    """All files of a run (sim.replications.Results); summary.json last marks it complete."""
     from sim import plotting
 
+    params = results.params
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # A new run replaces the folder's results: nothing of an earlier run may look like its own.
-    for name in ("summary.json", "applications.csv", "backlog.png"):
-        (out_dir / name).unlink(missing_ok=True)
-    write_csv(out_dir / "daily.csv", result.daily)
-    write_csv(out_dir / "daily_by_class.csv", result.by_class)
-    if result.applications is not None:
-        write_csv(out_dir / "applications.csv", result.applications)
+    (out_dir / "summary.json").unlink(missing_ok=True)
+    for stale in [*out_dir.glob("*.png"), *out_dir.glob("*.svg"), *out_dir.glob("*.csv")]:
+        stale.unlink()
+    write_csv(out_dir / "daily.csv", results.daily)
+    write_csv(out_dir / "daily_by_class.csv", results.by_class)
+    write_csv(out_dir / "daily_by_group.csv", results.group_bands)
+    apps = [r.applications for r in results.runs if r.applications is not None]
+    if apps:
+        if len(apps) > 1:
+            apps = [a.assign(replication=i) for i, a in enumerate(apps)]
+        write_csv(out_dir / "applications.csv", pd.concat(apps, ignore_index=True))
     if params.output.plots:
-        plotting.save_backlog(out_dir / "backlog.png", params, result.daily)
-    write_json(out_dir / "summary.json", summary_document(params, result))
+        plotting.save_all(out_dir, results)
+    write_json(out_dir / "summary.json", summary_document(params, results))
     return out_dir

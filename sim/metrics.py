@@ -11,9 +11,17 @@ import numpy as np
 import pandas as pd
 
 from sim.calendar import WorkingClock
+from sim.clearance import clearance, cohort_days_to_clear
 from sim.params import Config
 from sim.policies import Regime, parse_date
-from sim.recorder import CLASS_DIMS, OUTCOMES, Recorder, class_labels, interval_area
+from sim.recorder import (
+    CLASS_DIMS,
+    OUTCOMES,
+    Recorder,
+    WaitHistogram,
+    class_labels,
+    interval_area,
+)
 
 GROUPINGS = {"destination": "destination", "trusted": "trusted", "military": "military",
              "elements": "elements", "renewal": "renewal"}
@@ -27,6 +35,7 @@ class RunResult:
     by_class: pd.DataFrame
     applications: pd.DataFrame | None
     summary: dict[str, Any]
+    waits: WaitHistogram  # waits (submission to first review) after the warm-up
 
 
 def _ratio(num: float, den: float) -> float:
@@ -79,6 +88,9 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "utilisation": utilisation,
         "past_statutory_limit": late.sum(0),
     })
+    cohort = _cohort_remaining(rec, daily["pending"].to_numpy())
+    if cohort is not None:
+        daily["cohort_pending"] = cohort
 
     by_class = _by_class_table(dates, classes, arrivals, outcomes, pending, late)
     apps = _applications_table(rec, clock, start) if rec.applications is not None else None
@@ -111,9 +123,50 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "share_decided_late": _ratio(sum(rec.late_n), decided),
         "past_statutory_limit_end": int(late.sum(0)[-1]) if n_days else 0,
         "extra_review_rounds": int(sum(rec.rounds)),
+        "clearance": clearance_summary(params, daily["pending"].to_numpy(),
+                                       daily.get("cohort_pending"), rec.cohort_day),
         "by_group": _group_summaries(rec, classes, arrivals, outcomes, pending, late),
     }
-    return RunResult(daily, by_class, apps, summary)
+    return RunResult(daily, by_class, apps, summary, rec.wait_hist)
+
+
+def _cohort_remaining(rec: Recorder, pending: np.ndarray) -> np.ndarray | None:
+    """Applications of the cohort still pending at each day's end (NaN before the cohort)."""
+    d = rec.cohort_day
+    if d is None:
+        return None
+    remaining = np.full(len(pending), np.nan)
+    remaining[d:] = pending[d] - np.cumsum(rec.cohort_out)[d:]
+    return remaining
+
+
+def clearance_summary(params: Config, pending: np.ndarray, cohort: pd.Series | None,
+                      cohort_day: int | None) -> dict[str, Any]:
+    """Peak, clearance date, days from the chosen policy event, and the cohort's clearing."""
+    c = params.clearance
+    start = parse_date(params.start_date)
+
+    def date(day: int | None) -> str | None:
+        return None if day is None else (start + dt.timedelta(days=day)).isoformat()
+
+    cl = clearance(pending, c.fraction_of_peak, c.level)
+    out: dict[str, Any] = {
+        "threshold": cl.threshold,
+        "cleared": cl.cleared_day is not None,
+        "clearance_date": date(cl.cleared_day),
+        "days_peak_to_clearance": None if cl.cleared_day is None else cl.cleared_day - cl.peak_day,
+    }
+    event = params.timeline.get(c.event) if c.event else None
+    if event is not None:
+        event_day = (parse_date(event.date) - start).days
+        out.update(event=c.event, event_date=event.date, days_event_to_clearance=(
+            None if cl.cleared_day is None else cl.cleared_day - event_day))
+    if cohort is not None and cohort_day is not None:
+        remaining = np.asarray(cohort, dtype=float)
+        out.update(cohort_date=date(cohort_day), cohort_size=int(remaining[cohort_day]),
+                   **{f"cohort_days_to_clear_{q}pct": cohort_days_to_clear(
+                       remaining, cohort_day, q / 100) for q in (50, 90, 100)})
+    return out
 
 
 def _by_class_table(dates, classes, arrivals, outcomes, pending, late) -> pd.DataFrame:

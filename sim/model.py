@@ -189,14 +189,15 @@ class LicenceModel:
     """One run of the licence process over the horizon."""
 
     def __init__(self, params: Config, streams: dict[str, np.random.Generator],
-                 clock: WorkingClock, n_days: int, keep_applications: bool = False):
+                 clock: WorkingClock, n_days: int, keep_applications: bool = False,
+                 cohort_day: int | None = None):
         self.env = simpy.Environment()
         self.clock = clock
         self.n_days = n_days
         self.regimes = policies.build_regimes(params)
         self.p = params
         self.draws = {name: Draws(rng) for name, rng in streams.items()}
-        self.rec = Recorder(n_days, params.warmup_days, keep_applications)
+        self.rec = Recorder(n_days, params.warmup_days, keep_applications, cohort_day)
         self.pool = OfficialPool(self.env, self.rec)
         self.green_open = False
         self._next_id = 0

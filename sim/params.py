@@ -165,6 +165,25 @@ class EventConfig:
 
 
 @dataclass
+class ClearanceConfig:
+    """How backlog clearance is measured (see sim/clearance.py)."""
+
+    # Cleared: first day after the peak when pending < fraction_of_peak * peak, or < level
+    # when level is set.
+    fraction_of_peak: float = 0.1
+    level: int | None = None
+    cohort_date: str | None = "2025-06-10"  # follow the applications pending at this date's end
+    event: str | None = "london"  # timeline event to count days-to-clearance from
+
+
+@dataclass
+class CalibrationConfig:
+    # true: replication r runs with ensemble member r % M (parameter uncertainty in the bands)
+    ensemble: bool = False
+    ensemble_file: str = "calibrated/ensemble_baseline_2025.yaml"  # relative to configs/
+
+
+@dataclass
 class OutputConfig:
     applications: bool = False  # write applications.csv (one row per application)
     plots: bool = True
@@ -174,6 +193,9 @@ class OutputConfig:
 class Config:
     name: str = "custom"
     seed: int = 20250404
+    replications: int = 1  # independent replications; replication r uses streams (seed, r)
+    jobs: int = 1  # processes running them (results identical for any value)
+    resume: bool = False  # skip the run if its folder already holds a complete summary.json
     start_date: str = "2025-04-04"
     end_date: str | None = None  # inclusive; set this or horizon_days
     horizon_days: int | None = 365
@@ -198,10 +220,13 @@ class Config:
     # Values are EventConfig fields; typed as Any so `+timeline.name={...}` works on the
     # command line; sim.config.to_params checks them and turns them into EventConfig.
     timeline: dict[str, Any] = field(default_factory=dict)
+    clearance: ClearanceConfig = field(default_factory=ClearanceConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 
 # Keys a timeline event may not change: they fix the run's frame, not a policy.
-FRAME_KEYS = ("name", "seed", "start_date", "end_date", "horizon_days", "warmup_days",
+FRAME_KEYS = ("name", "seed", "replications", "jobs", "resume", "clearance", "calibration",
+              "start_date", "end_date", "horizon_days", "warmup_days",
               "calendar", "initial_backlog", "timeline", "output", "officials.schedule",
               "arrivals.surges", "green_channel.start_date")

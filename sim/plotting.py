@@ -1,56 +1,196 @@
-"""Figures of a run: readable at a glance, dates on the x axis, colour-blind-safe colours."""
+"""Figures: readable at a glance, dates on the x axis, units on the axes, colour-blind-safe
+colours (Okabe-Ito), policy events as labelled vertical lines."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")
+if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+    matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sim.io import atomic_write  # noqa: E402
 from sim.params import Config  # noqa: E402
 from sim.policies import timeline_events  # noqa: E402
+from sim.recorder import WaitHistogram  # noqa: E402
 
-# Okabe-Ito palette
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
            "#000000")
 
 
-def backlog_figure(params: Config, daily: pd.DataFrame):
-    """Pending applications over time, with the policy events as labelled vertical lines."""
-    dates = pd.to_datetime(daily["date"])
-    fig, ax = plt.subplots(figsize=(10, 5), layout="constrained")
-    ax.plot(dates, daily["pending"], color=PALETTE[0], lw=1.8, label="pending (end of day)")
-    if "past_statutory_limit" in daily and daily["past_statutory_limit"].any():
-        ax.plot(dates, daily["past_statutory_limit"], color=PALETTE[3], lw=1.2,
-                label="of which past the statutory limit")
-    first, last = dates.iloc[0], dates.iloc[-1]
-    top = max(float(daily["pending"].max()), 1.0)
-    for date, label, _changes in timeline_events(params):
-        when = pd.Timestamp(date)
-        if not first <= when <= last:
-            continue
-        ax.axvline(when, color="grey", lw=0.8, ls="--")
-        ax.text(when, top, f" {label}", rotation=90, va="top", ha="left", fontsize=7,
-                color="dimgrey")
-    ax.set_title(f"Licence applications pending: scenario '{params.name}'")
+def _axes(ax):
+    if ax is not None:
+        return ax.figure, ax
+    return plt.subplots(figsize=(10, 5), layout="constrained")
+
+
+def _date_axis(ax) -> None:
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_xlabel("date")
-    ax.set_ylabel("applications pending")
-    ax.xaxis.set_major_locator(mdates.AutoDateLocator())
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
-    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right")
+
+
+def _events(ax, params: Config, dates: pd.Series) -> None:
+    """Policy events as vertical lines; events on the same day share one label."""
+    first, last = dates.iloc[0], dates.iloc[-1]
+    by_day: dict[pd.Timestamp, list[str]] = {}
+    for date, label, _ in timeline_events(params):
+        when = pd.Timestamp(date)
+        if first <= when <= last:
+            by_day.setdefault(when, []).append(label)
+    for when, labels in sorted(by_day.items()):
+        ax.axvline(when, color="grey", lw=0.8, ls="--", zorder=1)
+        ax.text(when, 0.98, " " + "; ".join(labels), rotation=90, va="top", ha="right",
+                fontsize=7, color="dimgrey", transform=ax.get_xaxis_transform())
+
+
+def _legend(ax) -> None:
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8,
+              frameon=False)
+
+
+def _with_band(ax, dates, table: pd.DataFrame, column: str, color: str, label: str) -> None:
+    ax.plot(dates, table[column], color=color, lw=1.8, label=label)
+    if f"{column}_low" in table:
+        ax.fill_between(dates, table[f"{column}_low"], table[f"{column}_high"], color=color,
+                        alpha=0.25, lw=0, label=f"{label}: 95 % band of the mean")
+
+
+def backlog_figure(params: Config, daily: pd.DataFrame, summary: dict[str, Any] | None = None,
+                   ax=None):
+    """The backlog-clearance curve: pending applications with their band, events, clearance."""
+    fig, ax = _axes(ax)
+    dates = pd.to_datetime(daily["date"])
+    _with_band(ax, dates, daily, "pending", PALETTE[0], "pending (end of day)")
+    if daily["past_statutory_limit"].any():
+        _with_band(ax, dates, daily, "past_statutory_limit", PALETTE[3],
+                   "of which past the 45-working-day limit")
+    _events(ax, params, dates)
+    if summary is not None:
+        cl = summary.get("clearance", {})
+        if cl.get("clearance_date"):
+            when = pd.Timestamp(cl["clearance_date"])
+            ax.axvline(when, color=PALETTE[2], lw=1.5)
+            ax.text(when, 0.5, " cleared", color=PALETTE[2], transform=ax.get_xaxis_transform())
+        elif cl:
+            ax.text(0.99, 0.02, "backlog not cleared within the horizon", ha="right",
+                    transform=ax.transAxes, color=PALETTE[3], fontsize=9)
+    n = summary.get("replications", 1) if summary else 1
+    ax.set_title(f"Licence applications pending: scenario '{params.name}'"
+                 + (f" ({n} replications)" if n > 1 else ""))
+    ax.set_ylabel("applications pending")
+    ax.set_ylim(bottom=0)
+    _date_axis(ax)
+    _legend(ax)
     return fig
 
 
-def save_backlog(path: Path, params: Config, daily: pd.DataFrame) -> None:
-    fig = backlog_figure(params, daily)
+def groups_figure(params: Config, group_bands: pd.DataFrame, dimension: str, ax=None,
+                  figure: str = "pending"):
+    """Pending applications per destination (or trusted vs others, civilian vs military)."""
+    fig, ax = _axes(ax)
+    table = group_bands[(group_bands["dimension"] == dimension)
+                        & (group_bands["figure"] == figure)]
+    for i, (value, g) in enumerate(table.groupby("value", sort=True)):
+        dates = pd.to_datetime(g["date"])
+        color = PALETTE[i % len(PALETTE)]
+        label = {"True": f"{dimension}", "False": f"not {dimension}"}.get(value, value)
+        ax.plot(dates, g["mean"], color=color, lw=1.6, label=label)
+        ax.fill_between(dates, g["low"], g["high"], color=color, alpha=0.2, lw=0)
+    _events(ax, params, pd.to_datetime(table["date"].drop_duplicates()))
+    ax.set_title(f"Applications {figure} by {dimension}: scenario '{params.name}'")
+    ax.set_ylabel(f"applications {figure}")
+    ax.set_ylim(bottom=0)
+    _date_axis(ax)
+    _legend(ax)
+    return fig
+
+
+def cumulative_figure(params: Config, daily: pd.DataFrame, ax=None):
+    """Cumulative arrivals, approvals and denials."""
+    fig, ax = _axes(ax)
+    dates = pd.to_datetime(daily["date"])
+    for i, column in enumerate(("arrivals", "approved", "denied")):
+        ax.plot(dates, daily[column].cumsum(), color=PALETTE[i], lw=1.8,
+                label=f"{column} (cumulative)")
+    _events(ax, params, dates)
+    ax.set_title(f"Cumulative applications and decisions: scenario '{params.name}'")
+    ax.set_ylabel("applications")
+    ax.set_ylim(bottom=0)
+    _date_axis(ax)
+    _legend(ax)
+    return fig
+
+
+def waits_figure(params: Config, waits: WaitHistogram, ax=None):
+    """Distribution of waits from submission to the first review (days)."""
+    fig, ax = _axes(ax)
+    if waits.n:
+        keys = np.array(sorted(waits.bins))
+        values = np.exp((keys + 0.5) / 400.0)
+        counts = np.array([waits.bins[k] for k in keys], dtype=float)
+        edges = np.linspace(0, max(values.max(), 1e-9), 60)
+        hist, _ = np.histogram(values, bins=edges, weights=counts)
+        hist[0] += waits.zeros
+        ax.bar(edges[:-1], hist / waits.n, width=np.diff(edges), align="edge",
+               color=PALETTE[0], alpha=0.8)
+        for q, color in ((0.5, PALETTE[1]), (0.9, PALETTE[3])):
+            x = waits.quantile(q)
+            ax.axvline(x, color=color, lw=1.5, label=f"{int(q * 100)}th percentile: {x:.1f} days")
+        ax.legend(fontsize=8)
+    ax.set_title(f"Wait from submission to first review: scenario '{params.name}'")
+    ax.set_xlabel("wait (calendar days)")
+    ax.set_ylabel("share of applications")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def compare_figure(results: Sequence, labels: Sequence[str] | None = None, ax=None,
+                   column: str = "pending"):
+    """Several scenarios' backlog curves (with bands) on one set of axes."""
+    fig, ax = _axes(ax)
+    labels = labels or [r.params.name for r in results]
+    for i, (res, label) in enumerate(zip(results, labels, strict=True)):
+        daily = res.daily
+        dates = pd.to_datetime(daily["date"])
+        _with_band(ax, dates, daily, column, PALETTE[i % len(PALETTE)], label)
+    ax.set_title("Licence applications pending: scenarios compared")
+    ax.set_ylabel("applications pending" if column == "pending" else column)
+    ax.set_ylim(bottom=0)
+    _date_axis(ax)
+    _legend(ax)
+    return fig
+
+
+def save(fig, path: Path, formats: Sequence[str] = ("png", "svg")) -> None:
+    """Write a figure in each format, atomically, and close it."""
     try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format=Path(path).suffix[1:]))
+        for fmt in formats:
+            target = Path(path).with_suffix(f".{fmt}")
+            atomic_write(target, lambda tmp, fmt=fmt: fig.savefig(tmp, dpi=120, format=fmt))
     finally:
         plt.close(fig)
+
+
+def save_all(out_dir: Path, results) -> list[str]:
+    """The standard figures of a run folder; returns their stems."""
+    out_dir = Path(out_dir)
+    figures = {
+        "backlog": results.plot_backlog(),
+        "backlog_by_destination": results.plot_groups("destination"),
+        "backlog_by_trust": results.plot_groups("trusted"),
+        "approvals_cumulative": results.plot_cumulative_approvals(),
+        "waits": results.plot_waits(),
+    }
+    for stem, fig in figures.items():
+        save(fig, out_dir / stem)
+    return list(figures)

@@ -113,9 +113,14 @@ class Recorder:
                 out[i] = table[cls]
         return out
 
-    def __init__(self, n_days: int, warmup_days: int, keep_applications: bool):
+    def __init__(self, n_days: int, warmup_days: int, keep_applications: bool,
+                 cohort_day: int | None = None):
         self.n_days = n_days
         self.warmup = warmup_days
+        # Cohort: applications pending at the end of cohort_day; decisions on them by day.
+        self.cohort_day = cohort_day
+        self._cohort_t = math.inf if cohort_day is None else cohort_day + 1.0
+        self.cohort_out = [0] * n_days
         # Per-class daily rows, created when a class first occurs: {class: [count per day]}.
         def row() -> list[int]:
             return [0] * n_days
@@ -179,6 +184,8 @@ class Recorder:
     def decided(self, cls: int, outcome: int, t: float, submitted: float, due: float) -> None:
         """An application leaves the pending stock (approved, denied or withdrawn) at t."""
         self.outcomes[outcome][cls][int(t)] += 1
+        if submitted < self._cohort_t <= t:
+            self.cohort_out[int(t)] += 1
         if t <= due:
             if due < self.n_days:
                 self.late_add[cls][int(due)] -= 1

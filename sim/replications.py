@@ -1,31 +1,227 @@
-"""Independent replications of a scenario and the statistics computed over them."""
+"""Independent replications of a scenario, serial or in processes, and their aggregate.
+
+Replication r depends on (seed, r) only: the same r sees the same random numbers in every
+scenario (common random numbers), and results are identical whatever the number of processes.
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+import copy
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from scipy import stats
+import pandas as pd
+import yaml
+from tqdm.auto import tqdm
 
-from sim.metrics import RunResult
+from sim.clearance import clearance
+from sim.metrics import RunResult, clearance_summary
 from sim.params import Config
+from sim.policies import apply_changes
+from sim.recorder import CLASS_DIMS, WaitHistogram
 from sim.runner import simulate
+from sim.stats import band, mean_ci
+
+BAND_COLUMNS = ("pending", "approved", "denied", "withdrawn", "arrivals", "waiting",
+                "past_statutory_limit", "cohort_pending")
+GROUP_DIMS = ("destination", "trusted", "military")
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-def run_replications(params: Config, n: int, first: int = 0) -> list[RunResult]:
-    """Replications first..first+n-1; replication r depends on (seed, r) only."""
-    return [simulate(params, replication=r) for r in range(first, first + n)]
+def ensemble_members(params: Config) -> list[dict[str, Any]]:
+    """Parameter sets of the calibrated ensemble (dotted key -> value), from its YAML file."""
+    path = CONFIG_DIR / params.calibration.ensemble_file
+    if not path.is_file():
+        raise FileNotFoundError(f"calibration.ensemble_file={path}: no such file")
+    members = (yaml.safe_load(path.read_text()) or {}).get("members") or []
+    if not members:
+        raise ValueError(f"calibration.ensemble_file={path}: no members")
+    return members
 
 
-def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t confidence interval (low, high) of independent replications."""
-    x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    if len(x) == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return mean, mean - half, mean + half
+def replication_params(params: Config, replication: int,
+                       members: list[dict[str, Any]] | None) -> Config:
+    """The parameters replication r runs with: ensemble member r % M when an ensemble is on."""
+    if not members:
+        return params
+    return apply_changes(params, members[replication % len(members)])
+
+
+def _run_one(args: tuple[Config, int]) -> RunResult:
+    params, r = args
+    return simulate(params, replication=r)
+
+
+def run_replications(params: Config, n: int | None = None, jobs: int | None = None,
+                     first: int = 0, progress: bool | None = None) -> list[RunResult]:
+    """Replications first..first+n-1, in ``jobs`` processes; order and numbers do not depend
+    on ``jobs``. A progress bar shows on a terminal (stderr) only."""
+    n = params.replications if n is None else n
+    jobs = params.jobs if jobs is None else jobs
+    members = ensemble_members(params) if params.calibration.ensemble else None
+    tasks = [(replication_params(params, r, members), r) for r in range(first, first + n)]
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=n, desc=f"{params.name}: replications", unit="rep", disable=not show or n < 2,
+               file=sys.stderr)
+    results = []
+    with bar:
+        if jobs <= 1 or n < 2:
+            for task in tasks:
+                results.append(_run_one(task))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=min(jobs, n)) as pool:
+                for result in pool.map(_run_one, tasks):
+                    results.append(result)
+                    bar.update()
+    return results
+
+
+@dataclass
+class Results:
+    """Replications of one scenario: tables with confidence bands, headline figures, plots."""
+
+    params: Config
+    runs: list[RunResult]
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+    @cached_property
+    def daily(self) -> pd.DataFrame:
+        """Per day: the replication mean of every figure, and a 95 % band for the main ones."""
+        if self.n == 1:
+            return self.runs[0].daily
+        first = self.runs[0].daily
+        numeric = [c for c in first.columns if c not in ("date", "day", "working_day")]
+        stack = {c: np.vstack([r.daily[c].to_numpy(dtype=float) for r in self.runs])
+                 for c in numeric}
+        out = first[["date", "day", "working_day"]].copy()
+        for c in numeric:
+            mean, low, high = band(stack[c])
+            out[c] = mean
+            if c in BAND_COLUMNS:
+                out[f"{c}_low"], out[f"{c}_high"] = low, high
+        return out
+
+    @cached_property
+    def by_class(self) -> pd.DataFrame:
+        """Per day and class, the replication mean (classes absent from a run count as 0)."""
+        keys = ["date", *[d for d, _ in CLASS_DIMS]]
+        table = pd.concat([r.by_class for r in self.runs], ignore_index=True)
+        return (table.groupby(keys, sort=True).sum(numeric_only=True) / self.n).reset_index()
+
+    @cached_property
+    def group_bands(self) -> pd.DataFrame:
+        """Long table: date, dimension, value, figure, mean, low, high (per destination, trusted
+        or not, civilian or military) for pending, approved and arrivals."""
+        rows = []
+        dates = self.runs[0].daily["date"]
+        for dim in GROUP_DIMS:
+            per_run = [r.by_class.groupby([dim, "date"])[["pending", "approved", "arrivals"]]
+                       .sum() for r in self.runs]
+            values = sorted({v for t in per_run for v in t.index.get_level_values(0)}, key=str)
+            for value in values:
+                for figure in ("pending", "approved", "arrivals"):
+                    m = np.vstack([t[figure].get(value, pd.Series(dtype=float))
+                                   .reindex(dates, fill_value=0).to_numpy(dtype=float)
+                                   for t in per_run])
+                    mean, low, high = band(m)
+                    rows.append(pd.DataFrame({"date": dates, "dimension": dim,
+                                              "value": str(value), "figure": figure,
+                                              "mean": mean, "low": low, "high": high}))
+        return pd.concat(rows, ignore_index=True)
+
+    @cached_property
+    def waits(self) -> WaitHistogram:
+        merged = WaitHistogram()
+        for r in self.runs:
+            merged.zeros += r.waits.zeros
+            for k, v in r.waits.bins.items():
+                merged.bins[k] = merged.bins.get(k, 0) + v
+        return merged
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """Headline figures: the replication mean, with a 95 % confidence interval per figure.
+
+        Peak and clearance dates are those of the mean backlog curve; `clearance` also says in
+        how many replications the backlog cleared.
+        """
+        if self.n == 1:
+            out = copy.deepcopy(self.runs[0].summary)
+            out.update(replications=1, ci95={})
+            return out
+        flat = [_flatten(r.summary) for r in self.runs]
+        keys = [k for k in flat[0] if all(isinstance(f.get(k), int | float | type(None))
+                                          for f in flat)]
+        out = copy.deepcopy(self.runs[0].summary)
+        ci = {}
+        for key in keys:
+            mean, low, high = mean_ci([np.nan if f.get(key) is None else f[key] for f in flat])
+            _set(out, key, None if np.isnan(mean) else mean)
+            defined = sum(f.get(key) is not None for f in flat)
+            ci[key] = [None if np.isnan(low) else low, None if np.isnan(high) else high, defined]
+        daily = self.daily
+        pending = daily["pending"].to_numpy()
+        peak = clearance(pending).peak_day
+        out["peak_pending_date"] = daily["date"].iloc[peak]
+        cohort_day = self.runs[0].summary["clearance"].get("cohort_date")
+        cohort_idx = int(np.flatnonzero(daily["date"] == cohort_day)[0]) if cohort_day else None
+        curve = clearance_summary(self.params, pending, daily.get("cohort_pending"), cohort_idx)
+        curve["cleared_in_replications"] = sum(r.summary["clearance"]["cleared"]
+                                               for r in self.runs)
+        out["clearance"] = {**out["clearance"], **curve}
+        out.update(replications=self.n, ci95=ci)
+        return out
+
+    # -- plots (see sim.plotting) ----------------------------------------------------------
+    def plot_backlog(self, ax=None):
+        from sim import plotting
+
+        return plotting.backlog_figure(self.params, self.daily, self.summary, ax=ax)
+
+    def plot_groups(self, dimension: str = "destination", ax=None):
+        from sim import plotting
+
+        return plotting.groups_figure(self.params, self.group_bands, dimension, ax=ax)
+
+    def plot_cumulative_approvals(self, ax=None):
+        from sim import plotting
+
+        return plotting.cumulative_figure(self.params, self.daily, ax=ax)
+
+    def plot_waits(self, ax=None):
+        from sim import plotting
+
+        return plotting.waits_figure(self.params, self.waits, ax=ax)
+
+
+def replicate(params: Config, n: int | None = None, jobs: int | None = None,
+              progress: bool | None = None) -> Results:
+    """Run a scenario's replications and aggregate them."""
+    return Results(params, run_replications(params, n, jobs, progress=progress))
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        elif not isinstance(v, bool | str):
+            out[key] = v
+    return out
+
+
+def _set(d: dict[str, Any], dotted: str, value: Any) -> None:
+    *path, last = dotted.split(".")
+    for p in path:
+        d = d[p]
+    d[last] = value

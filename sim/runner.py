@@ -22,6 +22,14 @@ def horizon_days(params: Config) -> int:
     return int(params.horizon_days)
 
 
+def cohort_day(params: Config, n_days: int) -> int | None:
+    """Day index of clearance.cohort_date, or None when unset or outside the horizon."""
+    if params.clearance.cohort_date is None:
+        return None
+    day = (parse_date(params.clearance.cohort_date) - parse_date(params.start_date)).days
+    return day if 0 <= day < n_days else None
+
+
 def make_clock(params: Config, n_days: int) -> WorkingClock:
     """The working clock, covering any initial backlog's past and a tail after the horizon."""
     start = parse_date(params.start_date)
@@ -40,6 +48,7 @@ def simulate(params: Config, replication: int = 0,
     n_days = horizon_days(params)
     clock = make_clock(params, n_days)
     keep = params.output.applications if keep_applications is None else keep_applications
-    model = LicenceModel(params, make_streams(params.seed, replication), clock, n_days, keep)
+    model = LicenceModel(params, make_streams(params.seed, replication), clock, n_days, keep,
+                         cohort_day(params, n_days))
     recorder = model.run()
     return metrics.tabulate(params, recorder, clock, model.regimes, n_days)

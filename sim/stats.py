@@ -1,0 +1,62 @@
+"""Statistics over independent replications, in one place: means, confidence intervals,
+bands over time, and how many replications a figure needs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+
+def t_half_width(values: np.ndarray, level: float = 0.95, axis: int = 0) -> np.ndarray:
+    """Half-width of the Student-t confidence interval of the mean along ``axis``."""
+    n = values.shape[axis]
+    if n < 2:
+        return np.full(np.delete(values.shape, axis), np.nan)
+    sd = values.std(axis=axis, ddof=1)
+    return stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and confidence interval (low, high) of independent replications; NaNs ignored."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    half = float(t_half_width(x, level)) if len(x) > 1 else math.nan
+    return mean, mean - half, mean + half
+
+
+def band(matrix: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-column mean and confidence band of a (replications x days) matrix."""
+    matrix = np.asarray(matrix, dtype=float)
+    mean = matrix.mean(axis=0)
+    half = t_half_width(matrix, level, axis=0)
+    return mean, mean - half, mean + half
+
+
+def replications_needed(values: Sequence[float], relative_precision: float,
+                        level: float = 0.95) -> int:
+    """Replications for the CI half-width to fall within ``relative_precision`` of the mean.
+
+    Confidence-interval half-width method (Law & Kelton; Hoad et al.): from a pilot sample of
+    n0 replications, the smallest n with t(n-1) * s / sqrt(n) <= relative_precision * |mean|.
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if len(x) < 2:
+        raise ValueError("need at least two pilot replications")
+    mean, sd = abs(x.mean()), x.std(ddof=1)
+    if sd == 0:
+        return 2
+    if mean == 0:
+        raise ValueError("relative precision is undefined for a mean of zero")
+    n = 2
+    while stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n) > relative_precision * mean:
+        n += 1
+        if n > 1_000_000:
+            break
+    return n
