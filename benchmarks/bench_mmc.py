@@ -47,11 +47,17 @@ def bare_simpy(n: int, rate: float, c: int, mean_service: float, seed: int = 1) 
     return time.perf_counter() - t0
 
 
-def ours(n: int, rate: float, c: int, mean_service: float, horizon: int | None = None):
+GREEN_PRIORITY = ["green_channel.mode=priority", "green_channel.start_date=2024-01-01",
+                  "green_channel.destinations=[US,EU,JP,KR,IN,other]",
+                  "classes.trusted_share={US:0.3,EU:0.3,JP:0.3,KR:0.3,IN:0.3,other:0.3}"]
+
+
+def ours(n: int, rate: float, c: int, mean_service: float, horizon: int | None = None,
+         extra: tuple[str, ...] = ()):
     horizon = horizon or int(n / rate)
     cfg = load_config(["scenario=mmc", f"officials.count={c}", f"arrivals.rate_per_day={rate}",
                        f"review.mean_days={mean_service}", f"horizon_days={horizon}",
-                       "warmup_days=0"])
+                       "warmup_days=0", *extra])
     params = to_params(cfg)
     t0 = time.perf_counter()
     result = simulate(params)
@@ -69,9 +75,11 @@ def main() -> None:
     args = ap.parse_args()
     n, c = args.applications, 5
 
-    for label, rate in (("utilisation 0.9", 4.5), ("overloaded, utilisation 1.3", 6.5)):
+    cases = (("utilisation 0.9", 4.5, ()), ("overloaded, utilisation 1.3", 6.5, ()),
+             ("overloaded, green channel priority (30 % trusted)", 6.5, GREEN_PRIORITY))
+    for label, rate, extra in cases:
         t_bare = best(lambda rate=rate: bare_simpy(n, rate, c, 1.0), args.repeat)
-        runs = [ours(n, rate, c, 1.0) for _ in range(args.repeat)]
+        runs = [ours(n, rate, c, 1.0, extra=extra) for _ in range(args.repeat)]
         t_ours = min(t for t, _ in runs)
         res = runs[0][1]
         arrived = res.summary["totals"]["arrivals"]

@@ -183,6 +183,23 @@ def _check_frame(p: Config) -> None:
         _date(f"officials.schedule[{i}].date", change.date)
         _at_least(f"officials.schedule[{i}].count", change.count, 1)
     _date("green_channel.start_date", p.green_channel.start_date)
+    _at_least("replications", p.replications, 1)
+    _at_least("jobs", p.jobs, 1)
+    c = p.clearance
+    if not 0 < c.fraction_of_peak <= 1:
+        raise ConfigError("clearance.fraction_of_peak", c.fraction_of_peak, "must be in (0, 1]")
+    if c.level is not None:
+        _at_least("clearance.level", c.level, 0)
+    if c.cohort_date is not None:
+        _date("clearance.cohort_date", c.cohort_date)
+    if c.event is not None and c.event not in p.timeline:
+        raise ConfigError("clearance.event", c.event,
+                          f"must be null or a timeline event: {', '.join(p.timeline) or 'none'}")
+    if p.calibration.ensemble:
+        path = CONFIG_DIR / p.calibration.ensemble_file
+        if not path.is_file():
+            raise ConfigError("calibration.ensemble_file", p.calibration.ensemble_file,
+                              f"no such file under {CONFIG_DIR}")
     _at_least("initial_backlog.count", p.initial_backlog.count, 0)
     if not 0 <= p.initial_backlog.max_waited_days <= 3650:
         raise ConfigError("initial_backlog.max_waited_days", p.initial_backlog.max_waited_days,

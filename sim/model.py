@@ -140,17 +140,26 @@ class OfficialPool:
                 self.staff[kind] += 1
                 self.release(kind)
 
-    def request(self, app: Application, lane: int) -> simpy.Event:
-        """An event that fires with the official's kind, or None if the applicant withdraws."""
+    def take_idle(self, app: Application, lane: int) -> int | None:
+        """The kind of an idle official who takes the application now, or None if all are busy.
+
+        Work conservation: an idle official means both lanes are empty, so no one is skipped.
+        """
+        app.lane = lane
+        first = DEDICATED if lane == GREEN else GENERAL
+        if self.idle[first]:
+            self.idle[first] -= 1
+            return first
+        if self.idle[1 - first]:
+            self.idle[1 - first] -= 1
+            return 1 - first
+        return None
+
+    def join_queue(self, app: Application, lane: int) -> simpy.Event:
+        """Queue in the lane: an event that fires with the official's kind, or None if the
+        applicant withdraws first."""
         event = simpy.Event(self.env)
         app.lane = lane
-        # Work conservation: an idle official means both lanes are empty.
-        first = DEDICATED if lane == GREEN else GENERAL
-        for kind in (first, 1 - first):
-            if self.idle[kind]:
-                self.idle[kind] -= 1
-                event.succeed(kind)
-                return event
         app.event = event
         self._seq += 1
         app.seq = self._seq
@@ -331,7 +340,7 @@ class LicenceModel:
                 return  # in limbo: pending for ever, no official's time spent
 
         while True:
-            official = yield self.request(app)
+            official = yield from self.wait_for_official(app)
             if official is None:
                 return self.decide(app, WITHDRAWN)
             yield env.timeout(self.review(app))
@@ -355,13 +364,21 @@ class LicenceModel:
             self.draws["decision"], p.decision.deny_probability))
         self.decide(app, DENIED if denied else APPROVED)
 
-    def request(self, app: Application) -> simpy.Event:
-        event = self.pool.request(app, self.lane_of(app) if self.green_open else REGULAR)
+    def wait_for_official(self, app: Application):
+        """Returns the kind of official who takes the application, or None if it is withdrawn.
+
+        (A sub-process: with an official idle it returns at once, without a SimPy event.)
+        """
+        lane = self.lane_of(app) if self.green_open else REGULAR
+        official = self.pool.take_idle(app, lane)
+        if official is not None:
+            return official
+        event = self.pool.join_queue(app, lane)
         patience = self.p.withdrawal.patience_days
-        if patience is not None and not event.triggered:
+        if patience is not None:
             self.env.timeout(max(app.submitted + patience - self.env.now, 0.0)).callbacks.append(
                 lambda _: self.pool.withdraw(app))
-        return event
+        return (yield event)
 
     def review(self, app: Application) -> float:
         """Occupy the official for the review: returns its duration in calendar days."""
@@ -406,7 +423,8 @@ class LicenceModel:
             regime = self.regimes[bisect_right([r.day for r in self.regimes], max(day, 0)) - 1]
             group = ELEMENT_GROUPS.index(s.elements)
             controlled = (regime.params.controls.april7, regime.params.controls.october5)[group]
-            if controlled and s.size > 0 and day < self.n_days:
+            # A surge before the start is already in the initial backlog, if anywhere.
+            if controlled and s.size > 0 and 0 <= day < self.n_days:
                 env.process(self.surge(s.size, s.decay_days, day, group))
         env.run(until=self.n_days)
         return self.rec

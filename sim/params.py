@@ -172,8 +172,8 @@ class ClearanceConfig:
     # when level is set.
     fraction_of_peak: float = 0.1
     level: int | None = None
-    cohort_date: str | None = "2025-06-10"  # follow the applications pending at this date's end
-    event: str | None = "london"  # timeline event to count days-to-clearance from
+    cohort_date: str | None = None  # follow the applications pending at this date's end
+    event: str | None = None  # timeline event to count days-to-clearance from
 
 
 @dataclass
