@@ -116,7 +116,9 @@ class Recorder:
     def __init__(self, n_days: int, warmup_days: int, keep_applications: bool,
                  cohort_day: int | None = None):
         self.n_days = n_days
-        self.warmup = warmup_days
+        # Statistics cover applications submitted from the warm-up's end on; without a warm-up,
+        # all of them, including an initial backlog submitted before the start.
+        self.warmup = warmup_days if warmup_days > 0 else -math.inf
         # Cohort: applications pending at the end of cohort_day; decisions on them by day.
         self.cohort_day = cohort_day
         self._cohort_t = math.inf if cohort_day is None else cohort_day + 1.0

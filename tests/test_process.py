@@ -197,6 +197,9 @@ def test_start_from_a_backlog():
     order = apps.sort_values("review_start_day", kind="stable")["submitted_day"]
     assert (np.diff(order) >= 0).all()  # oldest first
     assert d["pending"].is_monotonic_decreasing
+    # waits count from submission, before the start included
+    served = apps["review_start_day"].notna()
+    assert result.summary["mean_wait_days"] == pytest.approx(apps.loc[served, "wait_days"].mean())
 
 
 # -- arrivals and timeline ------------------------------------------------------------------
