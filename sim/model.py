@@ -219,9 +219,13 @@ class LicenceModel:
         self._dest_cum = list(accumulate(p.classes.destination_shares.get(d, 0.0)
                                          for d in DESTINATIONS))
         self._trusted = [p.classes.trusted_share.get(d, 0.0) for d in DESTINATIONS]
-        self._effort_mean = policies.mean_effort_working_days(p)
+        mean = policies.mean_effort_working_days(p)
+        # mean effort (working days) by lane, under the current rules
+        self._effort = (mean * policies.effort_factor(p, green=True),  # indexed by lane
+                        mean * policies.effort_factor(p, green=False))
         r = p.review
-        if r.distribution == "lognormal":
+        self._exponential_review = r.distribution == "exponential"
+        if not self._exponential_review:
             self._ln_sigma = math.sqrt(math.log1p(r.cv**2))
             self._ln_mu = -0.5 * self._ln_sigma**2
         dedicated = policies.dedicated_officials(p)
@@ -248,8 +252,10 @@ class LicenceModel:
             draw = self.draws["classes"]
             dest = min(bisect_right(self._dest_cum, draw.uniform() * self._dest_cum[-1]),
                        len(DESTINATIONS) - 1)
-            trusted = _chance(draw, self._trusted[dest])
-            military = _chance(draw, self.p.classes.military_share)
+            share = self._trusted[dest]
+            trusted = share > 0 and _chance(draw, share)
+            share = self.p.classes.military_share
+            military = share > 0 and _chance(draw, share)
             app = Application(self._next_id, dest, trusted, military, group, False, submitted)
         self._next_id += 1
         return app
@@ -382,13 +388,13 @@ class LicenceModel:
 
     def review(self, app: Application) -> float:
         """Occupy the official for the review: returns its duration in calendar days."""
-        now, clock, p = self.env.now, self.clock, self.p
+        now, clock = self.env.now, self.clock
         draw = self.draws["review"]
-        if p.review.distribution == "exponential":
+        if self._exponential_review:
             x = draw.exponential()
         else:
             x = math.exp(self._ln_mu + self._ln_sigma * draw.normal())
-        effort = self._effort_mean * x * policies.effort_factor(p, app.lane == GREEN)
+        effort = self._effort[app.lane] * x
         if clock.identity:
             w0, start, end = now, now, now + effort
         else:
