@@ -21,8 +21,9 @@ from sim.params import Config  # noqa: E402
 from sim.policies import timeline_events  # noqa: E402
 from sim.recorder import WaitHistogram  # noqa: E402
 
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
-           "#000000")
+# Okabe-Ito, pale yellow last
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000",
+           "#F0E442")
 
 
 def _axes(ax):
@@ -58,11 +59,13 @@ def _legend(ax) -> None:
               frameon=False)
 
 
-def _with_band(ax, dates, table: pd.DataFrame, column: str, color: str, label: str) -> None:
+def _with_band(ax, dates, table: pd.DataFrame, column: str, color: str, label: str,
+               band_label: bool = True) -> None:
     ax.plot(dates, table[column], color=color, lw=1.8, label=label)
     if f"{column}_low" in table:
         ax.fill_between(dates, table[f"{column}_low"], table[f"{column}_high"], color=color,
-                        alpha=0.25, lw=0, label=f"{label}: 95 % band of the mean")
+                        alpha=0.25, lw=0,
+                        label=f"{label}: 95 % band of the mean" if band_label else None)
 
 
 def backlog_figure(params: Config, daily: pd.DataFrame, summary: dict[str, Any] | None = None,
@@ -155,15 +158,16 @@ def waits_figure(params: Config, waits: WaitHistogram, ax=None):
 
 
 def compare_figure(results: Sequence, labels: Sequence[str] | None = None, ax=None,
-                   column: str = "pending"):
-    """Several scenarios' backlog curves (with bands) on one set of axes."""
+                   column: str = "pending", colors: Sequence[str] | None = None):
+    """Several scenarios' backlog curves (shaded: 95 % bands) on one set of axes."""
     fig, ax = _axes(ax)
     labels = labels or [r.params.name for r in results]
-    for i, (res, label) in enumerate(zip(results, labels, strict=True)):
+    colors = colors or [PALETTE[i % len(PALETTE)] for i in range(len(results))]
+    for res, label, color in zip(results, labels, colors, strict=True):
         daily = res.daily
         dates = pd.to_datetime(daily["date"])
-        _with_band(ax, dates, daily, column, PALETTE[i % len(PALETTE)], label)
-    ax.set_title("Licence applications pending: scenarios compared")
+        _with_band(ax, dates, daily, column, color, label, band_label=False)
+    ax.set_title("Licence applications pending: scenarios compared (shaded: 95 % bands)")
     ax.set_ylabel("applications pending" if column == "pending" else column)
     ax.set_ylim(bottom=0)
     _date_axis(ax)

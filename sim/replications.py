@@ -151,8 +151,10 @@ class Results:
     def summary(self) -> dict[str, Any]:
         """Headline figures: the replication mean, with a 95 % confidence interval per figure.
 
-        Peak and clearance dates are those of the mean backlog curve; `clearance` also says in
-        how many replications the backlog cleared.
+        The peak date is that of the mean backlog curve. In `clearance`, day counts are means
+        over replications, `clearance_date` is the mean date when every replication cleared
+        (else null), `cleared_in_replications` counts those that did, and `mean_curve` gives
+        the clearance of the mean backlog curve.
         """
         if self.n == 1:
             out = copy.deepcopy(self.runs[0].summary)
@@ -175,9 +177,16 @@ class Results:
         cohort_day = self.runs[0].summary["clearance"].get("cohort_date")
         cohort_idx = int(np.flatnonzero(daily["date"] == cohort_day)[0]) if cohort_day else None
         curve = clearance_summary(self.params, pending, daily.get("cohort_pending"), cohort_idx)
-        curve["cleared_in_replications"] = sum(r.summary["clearance"]["cleared"]
-                                               for r in self.runs)
-        out["clearance"] = {**out["clearance"], **curve}
+        # Day counts in `clearance` are replication means (their CIs are in ci95); the
+        # clearance of the mean curve is reported apart, since the two can differ.
+        cl = out["clearance"]
+        cleared = [r.summary["clearance"]["clearance_date"] for r in self.runs]
+        cl["cleared_in_replications"] = sum(d is not None for d in cleared)
+        cl["cleared"] = all(d is not None for d in cleared)
+        cl["clearance_date"] = (
+            pd.to_datetime(pd.Series(cleared)).mean().date().isoformat() if cl["cleared"]
+            else None)
+        cl["mean_curve"] = curve
         out.update(replications=self.n, ci95=ci)
         return out
 
