@@ -209,8 +209,8 @@ BAD_INPUT = [
           CONFIG_ERROR),
     _case("incomplete-certain", ["incomplete.probability=1.0"], "incomplete.probability",
           CONFIG_ERROR),
-    _case("dedicated-beyond-pool",
-          ["green_channel.mode=dedicated", "green_channel.dedicated_officials=99"],
+    _case("dedicated-none",
+          ["green_channel.mode=dedicated", "green_channel.dedicated_officials=0"],
           "green_channel.dedicated_officials", CONFIG_ERROR),
     # Hydra cannot add a timeline event from the command line (an EventConfig value inside a
     # dict is refused), so these use a scenario file in tmp_path passed with --config-dir.

@@ -1,0 +1,43 @@
+"""Command line: ``python -m sim.collect DIR [--figure F] [--keys K1 K2] [--no-plots]``.
+
+Collects a finished, failed or interrupted sweep folder (``python -m sim -m ...``) into
+``DIR/sweep_summary.csv`` and comparison plots (see :mod:`sim.sweeps`), and lists every failed
+and missing job. Exit status: 0 when every job of the sweep finished, 1 when any job failed or
+is missing, 2 when DIR is not a sweep folder or an option is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sim.sweeps import DEFAULT_FIGURE, FIGURES, collect
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sim.collect",
+        description="Collect a sweep folder into sweep_summary.csv and comparison plots.")
+    p.add_argument("folder", help="the sweep folder (hydra.sweep.dir), holding multirun.yaml")
+    p.add_argument("--figure", default=DEFAULT_FIGURE,
+                   help=f"figure of the heat map (default {DEFAULT_FIGURE}; one of the table's "
+                        f"figures: {', '.join(FIGURES)})")
+    p.add_argument("--keys", nargs=2, metavar=("Y_KEY", "X_KEY"), default=None,
+                   help="the two swept keys of the heat map (default: the first two)")
+    p.add_argument("--no-plots", action="store_true", help="write the table only")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        sweep = collect(args.folder, figure=args.figure, keys=args.keys,
+                        plots=not args.no_plots)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0 if sweep.complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

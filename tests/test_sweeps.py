@@ -1,0 +1,295 @@
+"""Sweeps, run as a user would: ``python -m sim -m ...`` in subprocesses into temporary folders.
+
+Every sweep is tiny (the M/M/c check scenario over 200 days, 2 replications, no per-run plots,
+2-4 points) and writes under pytest's ``tmp_path`` (``hydra.sweep.dir``). The same four points
+run under the basic launcher, joblib with 2 jobs, submitit (local) and in reversed order must
+give identical numbers per point; failed and missing jobs must be listed, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim import collect as collect_cli
+from sim import sweeps
+
+BASE = ("scenario=mmc", "horizon_days=200", "warmup_days=0", "output.plots=false",
+        "replications=2")
+POINTS = ("officials.count=5,6", "review.mean_days=0.9,1.1")
+REVERSED = ("review.mean_days=1.1,0.9", "officials.count=6,5")
+KEYS = ["officials.count", "review.mean_days"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def run_sweep(folder: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    return sweeps.run_sweep(list(overrides), folder, cwd=folder.parent, timeout=300,
+                            env=_env())
+
+
+def run_collect(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sim.collect", str(folder), *args],
+                          cwd=folder.parent, env=_env(), capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def _ok(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+
+
+def table(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / sweeps.SUMMARY_FILE)
+
+
+def same_per_point(folder: Path, reference: Path) -> None:
+    """Every figure and folder of every point equal, job numbers and row order aside."""
+    a, b = (table(f).drop(columns=["job"]).sort_values(KEYS, ignore_index=True)
+            for f in (folder, reference))
+    pd.testing.assert_frame_equal(a[b.columns], b, check_exact=True)
+
+
+def daily_files(folder: Path) -> dict[str, bytes]:
+    return {p.parent.name: p.read_bytes() for p in folder.glob("*/daily.csv")}
+
+
+@pytest.fixture(scope="module")
+def basic(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    folder = tmp_path_factory.mktemp("sweep_basic") / "sweep"
+    proc = run_sweep(folder, *BASE, *POINTS)
+    _ok(proc)
+    return proc, folder
+
+
+# -- the summary table and plots ------------------------------------------------------------------
+def test_summary_one_row_per_job(basic):
+    _, folder = basic
+    t = table(folder)
+    assert len(t) == 4
+    assert sorted(zip(t["officials.count"], t["review.mean_days"], strict=True)) == [
+        (5, 0.9), (5, 1.1), (6, 0.9), (6, 1.1)]
+    assert list(t["job"]) == [0, 1, 2, 3]
+    assert (t["status"] == "ok").all()
+    assert (t["replications"] == 2).all()
+    assert t["folder"].is_unique
+    for name in t["folder"]:
+        assert (folder / name / "summary.json").is_file()
+
+
+def test_summary_columns(basic):
+    _, folder = basic
+    t = table(folder)
+    assert list(t.columns[:4]) == ["job", *KEYS, "status"]
+    assert t.columns[-2:].tolist() == ["message", "folder"]
+    for figure in ("peak_pending", "pending_end", "mean_wait_days", "utilisation",
+                   "mean_time_to_decision_days"):
+        assert {figure, f"{figure}_low", f"{figure}_high"} <= set(t.columns)
+        assert (t[f"{figure}_low"] <= t[figure] + 1e-9).all()
+        assert (t[figure] <= t[f"{figure}_high"] + 1e-9).all()
+
+
+def test_summary_matches_run_folders(basic):
+    _, folder = basic
+    for _, row in table(folder).iterrows():
+        s = json.loads((folder / row["folder"] / "summary.json").read_text())
+        assert s["config"]["officials"]["count"] == row["officials.count"]
+        assert s["config"]["review"]["mean_days"] == pytest.approx(row["review.mean_days"])
+        assert row["peak_pending"] == pytest.approx(s["peak_pending"], rel=1e-5)
+        low, high, _ = s["ci95"]["mean_wait_days"]
+        assert row["mean_wait_days_low"] == pytest.approx(low, rel=1e-5)
+        assert row["mean_wait_days_high"] == pytest.approx(high, rel=1e-5)
+
+
+def test_callback_writes_comparison_plots(basic):
+    proc, folder = basic
+    assert "4 jobs (4 ok, 0 failed, 0 missing)" in proc.stdout
+    for name in (f"{sweeps.BACKLOG_STEM}.png", "sweep_heatmap_peak_pending.png"):
+        assert (folder / name).read_bytes()[:8] == PNG_MAGIC, name
+    assert not list(folder.rglob("*.tmp"))
+
+
+def test_folders_named_by_point_not_job_number(basic):
+    _, folder = basic
+    for name in table(folder)["folder"]:
+        assert name.startswith("horizon_days=200,officials.count="), name
+        assert "resume" not in name and "jobs" not in name
+
+
+# -- launchers and order give the same numbers ----------------------------------------------------
+def test_joblib_two_jobs_same_numbers(basic, tmp_path):
+    _, reference = basic
+    folder = tmp_path / "sweep"
+    proc = run_sweep(folder, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *BASE, *POINTS)
+    _ok(proc)
+    same_per_point(folder, reference)
+    assert daily_files(folder) == daily_files(reference)
+
+
+def test_submitit_local_same_numbers(basic, tmp_path):
+    _, reference = basic
+    folder = tmp_path / "sweep"
+    proc = run_sweep(folder, "hydra/launcher=submitit_cores", *BASE, *POINTS)
+    _ok(proc)
+    assert (folder / ".submitit").is_dir()
+    assert len(table(folder)) == 4  # submitit's log folders are not jobs
+    same_per_point(folder, reference)
+    assert daily_files(folder) == daily_files(reference)
+
+
+def test_point_order_does_not_change_results(basic, tmp_path):
+    _, reference = basic
+    folder = tmp_path / "sweep"
+    proc = run_sweep(folder, *BASE, *REVERSED)
+    _ok(proc)
+    t = table(folder)
+    assert list(t.columns[1:3]) == KEYS[::-1]  # swept keys in the order given
+    assert (t["officials.count"].iloc[0], t["review.mean_days"].iloc[0]) == (6, 1.1)
+    same_per_point(folder, reference)  # same folders and numbers per point
+    assert daily_files(folder) == daily_files(reference)
+
+
+# -- failed, missing and resumed jobs -------------------------------------------------------------
+FAIL = ("scenario=mmc", "horizon_days=200", "warmup_days=0", "output.plots=false",
+        "officials.count=0,5")
+
+
+def _check_failed_sweep(folder: Path) -> None:
+    t = table(folder).set_index("officials.count")
+    assert len(t) == 2
+    assert t.loc[0, "status"] == "failed"
+    assert "officials.count=0" in t.loc[0, "message"]
+    assert "officials.count=0" in (folder / t.loc[0, "folder"] / "error.txt").read_text()
+    assert t.loc[5, "status"] == "ok"
+    assert t.loc[5, "peak_pending"] > 0
+    assert (folder / t.loc[5, "folder"] / "summary.json").is_file()
+
+
+def test_failed_job_reported_others_kept(tmp_path):
+    folder = tmp_path / "sweep"
+    proc = run_sweep(folder, *FAIL)
+    assert proc.returncode != 0  # Hydra reports the failed job at the end
+    assert "1 ok, 1 failed, 0 missing" in proc.stdout
+    _check_failed_sweep(folder)
+    collected = run_collect(folder)
+    assert collected.returncode == 1, collected.stdout + collected.stderr
+    assert "failed" in collected.stdout and "officials.count=0" in collected.stdout
+    assert "resume=true" in collected.stdout  # tells how to re-run the unfinished jobs
+
+
+def test_failed_job_under_joblib_keeps_the_others(tmp_path):
+    folder = tmp_path / "sweep"
+    proc = run_sweep(folder, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *FAIL)
+    assert proc.returncode != 0
+    assert "BrokenProcessPool" not in proc.stderr
+    _check_failed_sweep(folder)
+
+
+def test_collect_lists_missing_jobs(basic, tmp_path, capsys):
+    _, reference = basic
+    folder = tmp_path / "sweep"
+    shutil.copytree(reference, folder)
+    assert collect_cli.main([str(folder), "--no-plots"]) == 0
+    names = table(folder).set_index("job")["folder"]
+    shutil.rmtree(folder / names[1])  # never started
+    (folder / names[2] / "summary.json").unlink()  # interrupted
+    (folder / f"{sweeps.BACKLOG_STEM}.png").unlink()
+    capsys.readouterr()
+    assert collect_cli.main([str(folder)]) == 1
+    out = capsys.readouterr().out
+    t = table(folder).set_index("job")
+    assert len(t) == 4
+    assert list(t["status"]) == ["ok", "missing", "missing", "ok"]
+    assert t.loc[1, "message"] == "not started"
+    assert "started" in t.loc[2, "message"]
+    assert "2 ok, 0 failed, 2 missing" in out
+    assert "officials.count=5, review.mean_days=1.1: not started" in out
+    assert (folder / f"{sweeps.BACKLOG_STEM}.png").is_file()
+
+
+def test_collect_refuses_a_folder_that_is_not_a_sweep(tmp_path, capsys):
+    assert collect_cli.main([str(tmp_path)]) == 2
+    assert "not a sweep folder" in capsys.readouterr().err
+
+
+def test_resume_skips_finished_jobs(tmp_path):
+    folder = tmp_path / "sweep"
+    first = ("scenario=mmc", "horizon_days=200", "warmup_days=0", "output.plots=false")
+    _ok(run_sweep(folder, *first, "officials.count=5,6"))
+    before = {p.parent.name: p.stat().st_mtime_ns for p in folder.glob("*/summary.json")}
+    assert len(before) == 2
+    proc = run_sweep(folder, *first, "officials.count=5,6,8", "resume=true")
+    _ok(proc)
+    assert proc.stdout.count("is complete, skipped") == 2
+    after = {p.parent.name: p.stat().st_mtime_ns for p in folder.glob("*/summary.json")}
+    assert len(after) == 3
+    assert {k: after[k] for k in before} == before  # finished jobs untouched
+    t = table(folder)
+    assert sorted(t["officials.count"]) == [5, 6, 8]
+    assert (t["status"] == "ok").all()
+
+
+# -- launcher configs -----------------------------------------------------------------------------
+def _launcher(*overrides: str, config_dir: Path | None = None) -> str:
+    cmd = [sys.executable, "-m", "sim"]
+    if config_dir is not None:
+        cmd += ["--config-dir", str(config_dir)]
+    proc = subprocess.run([*cmd, *overrides, "--cfg", "hydra", "-p", "hydra.launcher"],
+                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120,
+                          check=False)
+    _ok(proc)
+    assert "deprecated" not in proc.stderr
+    return proc.stdout
+
+
+def test_slurm_launcher_reads_site_settings(tmp_path):
+    site = tmp_path / "site" / "local" / "launcher"
+    site.mkdir(parents=True)
+    (site / "slurm.yaml").write_text("partition: long\naccount: proj42\n")
+    text = _launcher("hydra/launcher=slurm", "hydra.launcher.qos=high",
+                     config_dir=tmp_path / "site")
+    assert "SlurmLauncher" in text
+    for line in ("partition: long", "account: proj42", "qos: high", "cpus_per_task: 1"):
+        assert line in text, line
+    assert "JoblibLauncher" in _launcher("hydra/launcher=cores")
+
+
+# -- sensitivity analysis ------------------------------------------------------------------------
+def test_sensitivity_smoke(tmp_path):
+    out = {}
+    for processes, methods in ((2, "[morris,sobol]"), (1, "[morris]")):
+        run_dir = tmp_path / f"p{processes}"
+        proc = subprocess.run(
+            [sys.executable, "-m", "sim.sensitivity", "sensitivity=smoke",
+             f"sensitivity.processes={processes}", f"sensitivity.methods={methods}",
+             f"hydra.run.dir={run_dir}"],
+            cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300, check=False)
+        _ok(proc)
+        assert f"wrote {run_dir}" in proc.stdout
+        out[processes] = run_dir
+    run_dir = out[2]
+    for name in ("points.csv", "morris.csv", "sobol.csv", "sensitivity.png", "report.md"):
+        assert (run_dir / name).is_file(), name
+    morris = pd.read_csv(run_dir / "morris.csv")
+    assert set(morris["factor"]) == {"officials.count", "review.mean_hours",
+                                     "incomplete.probability"}
+    assert {"output", "mu_star", "mu_star_conf", "sigma", "rank"} <= set(morris.columns)
+    assert set(pd.read_csv(run_dir / "sobol.csv").columns) >= {"S1", "ST", "ST_conf"}
+    # Results do not depend on the number of processes.
+    assert (out[1] / "morris.csv").read_bytes() == (run_dir / "morris.csv").read_bytes()
+    points = pd.read_csv(run_dir / "points.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(out[1] / "points.csv"),
+                                  points[points["method"] == "morris"].reset_index(drop=True),
+                                  check_dtype=False)
