@@ -16,9 +16,11 @@ The method, in order:
    discrepancy. A point is *plausible* when no chosen target has implausibility above the cutoff
    (3, Pukelsheim's three-sigma rule).
 5. **Later waves**: a new design in the box around the plausible points of the earlier waves.
-6. **Ensemble**: every plausible point of every wave. **Best point**: the least implausible
-   candidates re-run with more replications and the scenario's own seed (the random numbers the
-   baseline uses); the one with the smallest largest implausibility wins.
+6. **Ensemble**: every plausible point of every wave (if none, the least implausible, flagged).
+   **Best point**: a few plausible points with every mean inside its interval, the nearest to
+   the ensemble's centre first, are re-run with more replications and the scenario's own seed
+   (the random numbers the baseline uses); the one whose replications most often fall inside
+   every interval at once wins.
 
 Every alternative reading is scored on the same simulations, so the report can say which
 readings the model can reconcile with the others. The model is run through
@@ -244,8 +246,9 @@ class Parameter:
     """An uncertain input: a dotted key into the scenario's parameters and its range.
 
     ``key`` may go into lists and mappings (``arrivals.surges.0.size``,
-    ``classes.destination_shares.US``). ``rebalance``: the other entries of that mapping are
-    scaled so that the mapping still sums to 1 (shares).
+    ``classes.destination_shares.US``). ``rebalance``: weights of the other entries of that
+    mapping, which share what is left so that the mapping sums to 1 (fixed weights rather than
+    the scenario's current shares, so that a calibrated scenario recalibrates identically).
     """
 
     key: str
@@ -254,7 +257,7 @@ class Parameter:
     reason: str
     scale: str = "linear"  # linear | log
     integer: bool = False
-    rebalance: bool = False
+    rebalance: dict[str, float] | None = None
 
     def value(self, u: float) -> float | int:
         """The value at position ``u`` in [0, 1) of the range (4 significant digits)."""
@@ -273,6 +276,11 @@ class Parameter:
         if self.scale == "log":
             return (math.log(x) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
         return (x - self.low) / (self.high - self.low)
+
+
+# Settings that fix a run's frame rather than describe the process.
+NOT_CALIBRATED = ("name", "seed", "start_date", "end_date", "horizon_days", "warmup_days",
+                  "calendar", "timeline", "output")
 
 
 def load_ranges(path: str | Path, params: Config) -> list[Parameter]:
@@ -299,15 +307,20 @@ def load_ranges(path: str | Path, params: Config) -> list[Parameter]:
         p = Parameter(key=key, **spec)
         if not p.low < p.high:
             raise TargetsError(f"{where}: low={p.low} must be below high={p.high}")
-        if p.scale not in ("linear", "log") or (p.scale == "log" and p.low <= 0):
-            raise TargetsError(f"{where}: scale must be linear, or log with low > 0")
         try:
             get_path(params, key)
-        except (KeyError, IndexError, AttributeError):
+        except (KeyError, IndexError, ValueError, TypeError):
             raise TargetsError(f"{where}: no such key in the scenario") from None
-        if not policies.settable(field_key(params, key)) and not key.startswith(
-                ("arrivals.surges", "officials.schedule")):
-            raise TargetsError(f"{where}: a frame key cannot be calibrated")
+        if key.split(".")[0] in NOT_CALIBRATED:
+            raise TargetsError(f"{where}: fixes the run's frame, cannot be calibrated")
+        if p.rebalance is not None:
+            parent = get_path(params, key.rsplit(".", 1)[0])
+            others = set(parent) - {key.rsplit(".", 1)[1]} if isinstance(parent, dict) else None
+            if others != set(p.rebalance) or sum(p.rebalance.values()) <= 0:
+                raise TargetsError(f"{where}: rebalance needs a positive weight for each of "
+                                   f"{', '.join(sorted(others or []))}")
+        if p.scale not in ("linear", "log") or (p.scale == "log" and p.low <= 0):
+            raise TargetsError(f"{where}: scale must be linear, or log with low > 0")
         out.append(p)
     return out
 
@@ -357,20 +370,20 @@ def set_values(params: Config, parameters: Sequence[Parameter],
         else:
             parent[last] = value
             if par.rebalance:
-                _rebalance(parent, last)
+                _rebalance(parent, last, par.rebalance)
     sim_config.validate(p)
     return p
 
 
-def _rebalance(shares: dict[str, float], fixed: str) -> None:
-    """Scale the other shares so that all sum to 1; the last one absorbs rounding."""
+def _rebalance(shares: dict[str, float], fixed: str, weights: dict[str, float]) -> None:
+    """The other entries share ``1 - shares[fixed]`` by ``weights`` (6 decimals; the last one
+    takes the rounding, so the sum is 1)."""
     others = [k for k in shares if k != fixed]
-    rest = sum(shares[k] for k in others)
-    target = 1.0 - shares[fixed]
+    total = sum(weights.values())
+    left = 1.0 - shares[fixed]
     for k in others:
-        shares[k] = round(shares[k] * target / rest, 6) if rest > 0 else round(
-            target / len(others), 6)
-    shares[others[-1]] = round(1.0 - shares[fixed] - sum(shares[k] for k in others[:-1]), 6)
+        shares[k] = round(left * weights[k] / total, 6)
+    shares[others[-1]] = round(left - sum(shares[k] for k in others[:-1]), 6)
 
 
 def _plain(value: Any) -> Any:
@@ -427,23 +440,28 @@ def point_seed(seed: int, wave: int, index: int) -> int:
     return int(np.random.SeedSequence(seed, spawn_key=(wave, index)).generate_state(1)[0])
 
 
-def _run_point(task: tuple[Config, int, list[Target], np.ndarray]) -> np.ndarray:
-    """Replications 0..n-1 of one point: array (replications, targets)."""
+def _run_point(task: tuple[Config, int, list[Target], np.ndarray]) -> tuple[np.ndarray, float]:
+    """Replications 0..n-1 of one point: array (replications, targets), and CPU seconds."""
     params, n, targets, days = task
-    return np.array([output_values(simulate(params, replication=r), targets, days)
-                     for r in range(n)])
+    cpu = time.process_time()
+    values = np.array([output_values(simulate(params, replication=r), targets, days)
+                       for r in range(n)])
+    return values, time.process_time() - cpu
 
 
 def run_points(points: Sequence[Config], replications: int, targets: Sequence[Target],
                processes: int = 1, label: str = "",
-               log: Callable[[str], None] | None = None) -> np.ndarray:
+               log: Callable[[str], None] | None = None,
+               usage: dict[str, float] | None = None) -> np.ndarray:
     """Simulate every point ``replications`` times: array (points, replications, targets).
 
     Each point carries its own seed, so the result is the same for any number of processes.
+    ``usage["cpu_s"]`` (if given) is increased by the CPU time the simulations took.
     """
     days = target_days(targets, points[0].start_date) if points else np.array([], int)
     tasks = [(p, replications, list(targets), days) for p in points]
     out = []
+    cpu_s = 0.0
     t0, step = time.monotonic(), max(1, len(tasks) // 10)
 
     def progress(i: int) -> None:
@@ -453,14 +471,19 @@ def run_points(points: Sequence[Config], replications: int, targets: Sequence[Ta
             log(f"{label}{i}/{len(tasks)} points, {spent:.0f} s, about {left:.0f} s left")
 
     if processes <= 1:
-        for i, task in enumerate(tasks, 1):
-            out.append(_run_point(task))
+        results = map(_run_point, tasks)
+        for i, (values, cpu) in enumerate(results, 1):
+            out.append(values)
+            cpu_s += cpu
             progress(i)
     else:
         with ProcessPoolExecutor(max_workers=processes) as pool:
-            for i, values in enumerate(pool.map(_run_point, tasks), 1):
+            for i, (values, cpu) in enumerate(pool.map(_run_point, tasks), 1):
                 out.append(values)
+                cpu_s += cpu
                 progress(i)
+    if usage is not None:
+        usage["cpu_s"] = usage.get("cpu_s", 0.0) + cpu_s
     return np.array(out).reshape(len(points), replications, len(targets))
 
 
@@ -505,6 +528,16 @@ class Scores:
                    implausibility(samples, lo, hi, discrepancy))
 
 
+def all_inside(samples: np.ndarray, targets: Sequence[Target],
+               columns: Sequence[int]) -> np.ndarray:
+    """Per point, the share of replications with every chosen target inside its interval."""
+    cols = list(columns)
+    lo = np.array([targets[j].low for j in cols])
+    hi = np.array([targets[j].high for j in cols])
+    x = samples[:, :, cols]
+    return ((x >= lo) & (x <= hi)).all(axis=2).mean(axis=1)
+
+
 def max_implausibility(imp: np.ndarray, columns: Sequence[int]) -> np.ndarray:
     """Largest implausibility over the chosen targets, per point."""
     return imp[:, list(columns)].max(axis=1) if len(columns) else np.zeros(len(imp))
@@ -532,12 +565,12 @@ class Settings:
     seed: int = 2025
     cutoff: float = 3.0
     discrepancy: float = 0.0
-    waves: list[Wave] = field(default_factory=lambda: [Wave(400, 4), Wave(300, 4)])
+    waves: list[Wave] = field(default_factory=lambda: [Wave(200, 3), Wave(150, 3)])
     refine_margin: float = 0.15  # later waves: box around plausible points, widened this much
-    min_members: int = 10  # fewer plausible points than this: report it, keep the least bad
-    final_candidates: int = 8
+    min_members: int = 10  # fewer plausible points: say so; none: keep this many least bad
+    final_candidates: int = 6
     final_replications: int = 12
-    end_margin_days: int = 3
+    end_margin_days: int = 1
     processes: int = 2
     plots: bool = True
     install: bool = False  # also write the result into configs/calibrated/
@@ -557,11 +590,12 @@ class Calibration:
     wave_of: np.ndarray  # wave number of each point
     scores: Scores
     plausible: np.ndarray  # bool per point
-    relaxed: bool  # True: too few plausible points, ensemble = least implausible
+    relaxed: bool  # True: no plausible point, the ensemble is the least implausible
     members: list[int]  # point indices in the ensemble, in ensemble order
     best_params: Config
     best_scores: Scores  # one row: the best point with final replications
     best_samples: np.ndarray  # (final_replications, targets)
+    best_hits: float  # share of the best point's replications inside every chosen interval
     candidates: list[int]
     runtime_s: float
     provenance: dict[str, Any]
@@ -636,6 +670,7 @@ def calibrate(settings: Settings, base: Config | None = None,
     ``settings`` (tests pass their own).
     """
     t_start = time.monotonic()
+    usage = {"cpu_s": 0.0}
     lines: list[str] = []
 
     def say(msg: str) -> None:
@@ -672,21 +707,24 @@ def calibrate(settings: Settings, base: Config | None = None,
     scores = Scores(*(np.empty((0, len(targets))) for _ in range(4)))
     for w, wave in enumerate(settings.waves, 1):
         rng = np.random.default_rng([settings.seed, w])
+        where = ""
         if w == 1:
             lo, hi = np.zeros(d), np.ones(d)
         else:
-            focus = units[plausible] if plausible.sum() >= 2 else units[np.argsort(
+            # Too few plausible points to span a box: use the least implausible instead.
+            few = plausible.sum() < 2
+            focus = units[plausible] if not few else units[np.argsort(
                 max_implausibility(scores.imp, chosen))[:max(settings.min_members, 2)]]
             lo, hi = refine_box(focus, settings.refine_margin)
+            where = f" in the box around the {'least implausible' if few else 'plausible'} points"
         u = lo + design(wave.points, d, settings.design, rng) * (hi - lo)
         vals = [[par.value(x) for par, x in zip(parameters, row, strict=True)] for row in u]
         points = [dataclasses.replace(set_values(base_p, parameters, v),
                                       seed=point_seed(settings.seed, w, i))
                   for i, v in enumerate(vals)]
-        say(f"wave {w}: {wave.points} points x {wave.replications} replications"
-            + ("" if w == 1 else " in the box around the plausible points"))
+        say(f"wave {w}: {wave.points} points x {wave.replications} replications{where}")
         samples = run_points(points, wave.replications, targets, settings.processes,
-                             label=f"  wave {w}: ", log=log)
+                             label=f"  wave {w}: ", log=log, usage=usage)
         units = np.vstack([units, u])
         wave_of = np.concatenate([wave_of, np.full(len(u), w)])
         values += vals
@@ -698,37 +736,54 @@ def calibrate(settings: Settings, base: Config | None = None,
         say(f"wave {w} done: {int(new.sum())} of {len(new)} points plausible "
             f"({int(plausible.sum())} in all)")
 
-    # Ensemble: every plausible point, or the least implausible if there are too few.
-    order = np.argsort(max_implausibility(scores.imp, chosen), kind="stable")
-    relaxed = int(plausible.sum()) < settings.min_members
+    # Ensemble: every plausible point; if there is none, the least implausible (and say so).
+    # Least implausible first; among equals, the most replications inside every interval.
+    design_hits = np.concatenate([all_inside(x, targets, chosen) for x in samples_all])
+    order = np.lexsort((-design_hits, max_implausibility(scores.imp, chosen)))
+    relaxed = not plausible.any()
     members = np.flatnonzero(plausible) if not relaxed else order[:settings.min_members]
     if relaxed:
-        say(f"only {int(plausible.sum())} plausible points: the ensemble is the "
-            f"{len(members)} least implausible points (see the report)")
+        say(f"NO plausible point: the ensemble is the {len(members)} least implausible points;"
+            " the chosen readings are not reconciled (see the report)")
+    elif len(members) < settings.min_members:
+        say(f"only {len(members)} plausible points: a small ensemble")
     # A random order, so that the first members (used by few replications) are representative.
     members = list(np.random.default_rng([settings.seed, 0]).permutation(members))
 
-    # Best point: re-run the least implausible candidates with the scenario's own seed.
-    candidates = [int(i) for i in order[:settings.final_candidates]]
+    # Best point candidates: plausible points whose means are inside every chosen interval
+    # (implausibility 0) first, and among those the nearest to the ensemble's centre, so that
+    # the inputs the targets do not constrain sit mid-range rather than at an arbitrary edge.
+    # They are re-run with the scenario's own seed.
+    if relaxed:
+        candidates = [int(i) for i in order[:settings.final_candidates]]
+    else:
+        pool = np.flatnonzero(plausible)
+        centre = np.median(units[pool], axis=0)
+        distance = np.linalg.norm(units[pool] - centre, axis=1)
+        outside = max_implausibility(scores.imp, chosen)[pool] > 0
+        ranked = pool[np.lexsort((distance, outside))]
+        candidates = [int(i) for i in ranked[:settings.final_candidates]]
     cand_params = [set_values(base_p, parameters, values[i]) for i in candidates]
     say(f"final: {len(candidates)} candidates x {settings.final_replications} replications, "
         f"seed {base_p.seed}")
     final = run_points(cand_params, settings.final_replications, targets, settings.processes,
-                       label="  final: ", log=log)
+                       label="  final: ", log=log, usage=usage)
     final_scores = Scores.of(final, targets, settings.discrepancy)
     fmax = max_implausibility(final_scores.imp, chosen)
-    # Smallest largest implausibility; ties (e.g. all zero) by the sum of squares.
-    total = np.where(np.isfinite(final_scores.imp[:, chosen]),
-                     final_scores.imp[:, chosen], 1e9)
-    k = int(np.lexsort(((total ** 2).sum(axis=1), fmax))[0])
+    # The candidate whose replications most often reproduce every chosen figure at once
+    # (many candidates have all means inside, i.e. implausibility 0); ties: smallest largest
+    # implausibility, then the earlier (more central) candidate.
+    hits = all_inside(final, targets, chosen)
+    k = int(np.lexsort((fmax, -hits))[0])
     best_params = dataclasses.replace(cand_params[k], end_date=scenario.end_date,
                                       horizon_days=scenario.horizon_days,
                                       output=scenario.output)
     best_scores = Scores(final_scores.mean[k:k + 1], final_scores.low[k:k + 1],
                          final_scores.high[k:k + 1], final_scores.imp[k:k + 1])
     runtime = time.monotonic() - t_start
-    say(f"best point: largest implausibility {fmax[k]:.2f}; ensemble {len(members)} members; "
-        f"{runtime:.0f} s")
+    say(f"best point: largest implausibility {fmax[k]:.2f}, {hits[k]:.0%} of its replications "
+        f"inside every chosen interval; ensemble {len(members)} members; {runtime:.0f} s "
+        f"({usage['cpu_s']:.0f} CPU s in simulations)")
 
     provenance = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -747,10 +802,12 @@ def calibrate(settings: Settings, base: Config | None = None,
         "final_replications": settings.final_replications,
         "calibration_end_date": base_p.end_date,
         "runtime_s": round(runtime, 1),
+        "simulation_cpu_s": round(usage["cpu_s"], 1),
+        "best_share_inside": round(float(hits[k]), 3),
     }
     return Calibration(settings, base_p, list(parameters), list(targets), chosen, units, values,
                        wave_of, scores, plausible, relaxed, members, best_params, best_scores,
-                       final[k], candidates, runtime, provenance, lines)
+                       final[k], float(hits[k]), candidates, runtime, provenance, lines)
 
 
 def _stack_scores(parts: Sequence[Scores]) -> Scores:
@@ -791,6 +848,7 @@ def target_table(cal: Calibration) -> pd.DataFrame:
             "inside": bool(t.low <= cal.best_scores.mean[0, j] <= t.high),
             "ensemble_mean_min": float(np.nanmin(ens[:, j])),
             "ensemble_mean_max": float(np.nanmax(ens[:, j])),
+            "members_mean_inside": float(np.mean((ens[:, j] >= t.low) & (ens[:, j] <= t.high))),
         })
     return pd.DataFrame(rows)
 
@@ -837,19 +895,26 @@ def report_text(cal: Calibration) -> str:
     waves = ", ".join(f"{w.points} x {w.replications}" for w in s.waves)
     lines = [
         f"# Calibration report: {s.scenario} ({s.name})", "",
-        f"- date {prov['date']}, runtime {cal.runtime_s:.0f} s, {s.processes} processes",
+        f"- date {prov['date']}, runtime {cal.runtime_s:.0f} s with {s.processes} processes "
+        f"({prov['simulation_cpu_s']:.0f} CPU s in simulations)",
         f"- command: `{prov['command']}`",
         f"- targets {s.targets_file} (sha256 {prov['targets_sha256']}), ranges {s.ranges_file}",
         f"- design {s.design}, waves (points x replications): {waves}; "
         f"{len(cal.values)} points, {int(cal.plausible.sum())} plausible "
         f"(largest implausibility <= {s.cutoff}, model discrepancy {s.discrepancy})",
         f"- ensemble: {len(cal.members)} members"
-        + (" (RELAXED: too few plausible points, least implausible kept)" if cal.relaxed else ""),
-        f"- best point: {s.final_candidates} least implausible candidates re-run with "
-        f"{s.final_replications} replications, seed {prov['final_seed']}", "",
+        + (" (RELAXED: no plausible point, the least implausible kept)" if cal.relaxed else ""),
+        f"- best point: {s.final_candidates} candidates (plausible points with every mean inside "
+        f"its interval, the nearest to the ensemble's centre first) re-run with "
+        f"{s.final_replications} replications, seed {prov['final_seed']}; chosen: the one "
+        f"whose replications most often fall inside every chosen interval at once "
+        f"({cal.best_hits:.0%} of them)", "",
         "## Targets at the best point", "",
         "Mean and 90 % band of the replications; `met`: implausibility <= cutoff; `inside`: the "
-        "mean itself is inside the interval. Unchosen readings are scored on the same runs.", "",
+        "mean itself is inside the interval; `ensemble_mean_*`: range of the members' means; "
+        "`members_mean_inside`: share of members whose mean is inside (the rest are plausible "
+        "through the noise of one realisation). Unchosen readings are scored on the same runs.",
+        "",
         _markdown(targets.drop(columns=["group"])), "",
     ]
     if len(missed):
@@ -936,7 +1001,7 @@ def _series_task(task: tuple[Config, int, list[str]]) -> np.ndarray:
     return np.array(out)
 
 
-def save_plot(path: Path, cal: Calibration, n_members: int = 40) -> None:
+def save_plot(path: Path, cal: Calibration, n_members: int = 25) -> None:
     """Each output with targets: its intervals at their dates, the best point's mean and 90 %
     band, and the trajectories of up to ``n_members`` ensemble members (one replication each)."""
     import matplotlib
@@ -946,7 +1011,9 @@ def save_plot(path: Path, cal: Calibration, n_members: int = 40) -> None:
     import matplotlib.pyplot as plt
 
     from sim.io import atomic_write
-    from sim.plotting import PALETTE
+
+    # Okabe-Ito colours, named here so that the meaning does not follow another palette's order.
+    blue, sky, vermillion, grey = "#0072B2", "#56B4E9", "#D55E00", "#555555"
 
     names = list(dict.fromkeys(t.output for t in cal.targets))
     best = trajectories([cal.best_params_short()], names, cal.settings.final_replications,
@@ -959,11 +1026,11 @@ def save_plot(path: Path, cal: Calibration, n_members: int = 40) -> None:
                              layout="constrained", squeeze=False)
     for k, (ax, name) in enumerate(zip(axes[:, 0], names, strict=True)):
         for e in ens:
-            ax.plot(dates, e[0, k], color=PALETTE[5], lw=0.6, alpha=0.5)
+            ax.plot(dates, e[0, k], color=sky, lw=0.6, alpha=0.5)
         ax.fill_between(dates, np.quantile(best[:, k], 0.05, axis=0),
-                        np.quantile(best[:, k], 0.95, axis=0), color=PALETTE[0], alpha=0.25,
+                        np.quantile(best[:, k], 0.95, axis=0), color=blue, alpha=0.25,
                         lw=0)
-        ax.plot(dates, best[:, k].mean(axis=0), color=PALETTE[0], lw=1.6, label="best point")
+        ax.plot(dates, best[:, k].mean(axis=0), color=blue, lw=1.6, label="best point")
         mine = [(j, t) for j, t in enumerate(cal.targets) if t.output == name]
         # The axis shows the simulations and the chosen intervals (open-ended ones cut);
         # other readings far off that scale are named in a note instead of squashing it.
@@ -979,7 +1046,7 @@ def save_plot(path: Path, cal: Calibration, n_members: int = 40) -> None:
             when = pd.Timestamp(t.date) + pd.Timedelta(days=0 if chosen else 0.6 * (n + 1))
             high = min(t.high, top)
             ax.errorbar(when, (t.low + high) / 2, yerr=(high - t.low) / 2, fmt="none",
-                        ecolor=PALETTE[3] if chosen else PALETTE[7],
+                        ecolor=vermillion if chosen else grey,
                         elinewidth=2.5 if chosen else 1, capsize=4, alpha=0.9 if chosen else 0.5)
         if off:
             ax.text(0.01, 0.95, "off scale: " + "; ".join(off), transform=ax.transAxes,

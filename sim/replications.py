@@ -22,7 +22,6 @@ from tqdm.auto import tqdm
 from sim.clearance import clearance
 from sim.metrics import RunResult, clearance_summary
 from sim.params import Config
-from sim.policies import apply_changes
 from sim.recorder import CLASS_DIMS, WaitHistogram
 from sim.runner import simulate
 from sim.stats import band, mean_ci
@@ -49,7 +48,9 @@ def replication_params(params: Config, replication: int,
     """The parameters replication r runs with: ensemble member r % M when an ensemble is on."""
     if not members:
         return params
-    return apply_changes(params, members[replication % len(members)])
+    from sim.calibration import apply_point  # types the members' lists (surges) and validates
+
+    return apply_point(params, members[replication % len(members)])
 
 
 def _run_one(args: tuple[Config, int]) -> RunResult:

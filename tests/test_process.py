@@ -16,7 +16,8 @@ from sim.runner import horizon_days, make_clock, simulate
 # A loaded but small system: baseline_2025 with its surges and timeline removed.
 # (A dict override merges, so each timeline event is dropped by name.)
 QUIET = ["arrivals.surges=[]", "officials.schedule=[]", "intake.mean_working_days=0",
-         "clearance.event=null",
+         "clearance.event=null", "officials.count=5", "arrivals.rate_per_day=100",
+         "review.mean_hours=4",
          *[f"timeline.{e}=null" for e in ("geneva", "call", "london", "october_announced",
                                           "october_suspended")],
          "incomplete.probability=0", "consultation.share=0", "licence.renewal_share=0",

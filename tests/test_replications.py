@@ -137,3 +137,14 @@ def test_api_and_cli_give_identical_numbers(tmp_path):
 def test_progress_is_quiet_when_not_a_terminal(capfd):
     sim.run(["end_date=2025-05-31"], replications=3)
     assert capfd.readouterr().err == ""
+
+
+def test_ensemble_replications_use_their_members():
+    from sim.replications import ensemble_members
+
+    params = sim.to_params(sim.load_config(["end_date=2025-05-31", "calibration.ensemble=true"]))
+    members = ensemble_members(params)
+    runs = run_replications(params, n=2)
+    for r, run in enumerate(runs):
+        expected = members[r].get("officials.count", params.officials.count)
+        assert run.daily["officials"].iloc[0] == expected
