@@ -32,7 +32,8 @@ def _axes(ax):
     return plt.subplots(figsize=(10, 5), layout="constrained")
 
 
-def _date_axis(ax) -> None:
+def date_axis(ax) -> None:
+    """Readable dates on the x axis, with a light grid."""
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -92,7 +93,7 @@ def backlog_figure(params: Config, daily: pd.DataFrame, summary: dict[str, Any] 
                  + (f" ({n} replications)" if n > 1 else ""))
     ax.set_ylabel("applications pending")
     ax.set_ylim(bottom=0)
-    _date_axis(ax)
+    date_axis(ax)
     _legend(ax)
     return fig
 
@@ -113,7 +114,7 @@ def groups_figure(params: Config, group_bands: pd.DataFrame, dimension: str, ax=
     ax.set_title(f"Applications {figure} by {dimension}: scenario '{params.name}'")
     ax.set_ylabel(f"applications {figure}")
     ax.set_ylim(bottom=0)
-    _date_axis(ax)
+    date_axis(ax)
     _legend(ax)
     return fig
 
@@ -129,7 +130,7 @@ def cumulative_figure(params: Config, daily: pd.DataFrame, ax=None):
     ax.set_title(f"Cumulative applications and decisions: scenario '{params.name}'")
     ax.set_ylabel("applications")
     ax.set_ylim(bottom=0)
-    _date_axis(ax)
+    date_axis(ax)
     _legend(ax)
     return fig
 
@@ -170,7 +171,7 @@ def compare_figure(results: Sequence, labels: Sequence[str] | None = None, ax=No
     ax.set_title("Licence applications pending: scenarios compared (shaded: 95 % bands)")
     ax.set_ylabel("applications pending" if column == "pending" else column)
     ax.set_ylim(bottom=0)
-    _date_axis(ax)
+    date_axis(ax)
     _legend(ax)
     return fig
 

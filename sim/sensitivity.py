@@ -34,6 +34,7 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from sim.calibration import _step, get_path  # walking dotted keys: one implementation
 from sim.config import ConfigError, register, to_params, validate
 from sim.params import Config
 
@@ -139,23 +140,6 @@ def scenario_params(s: Settings) -> Config:
     return to_params(load_config(overrides))
 
 
-def _step(obj: Any, part: str) -> Any:
-    if dataclasses.is_dataclass(obj):
-        if part not in {f.name for f in dataclasses.fields(obj)}:
-            raise KeyError(part)
-        return getattr(obj, part)
-    if isinstance(obj, list):
-        return obj[int(part)]
-    return obj[part]
-
-
-def get_value(params: Config, key: str) -> Any:
-    obj: Any = params
-    for part in key.split("."):
-        obj = _step(obj, part)
-    return obj
-
-
 def set_values(params: Config, values: dict[str, Any]) -> Config:
     """A validated copy of ``params`` with each dotted key set (ConfigError if not allowed)."""
     p = copy.deepcopy(params)
@@ -184,7 +168,7 @@ def check_factors(params: Config, factors: Sequence[Factor]) -> None:
     """Every factor names a value of the scenario, and both ends of its range are valid."""
     for f in factors:
         try:
-            get_value(params, f.key)
+            get_path(params, f.key)
         except (KeyError, IndexError, ValueError, TypeError):
             raise SettingsError(f"sensitivity.factors.{f.key}: no such key in scenario "
                                 f"{params.name}") from None

@@ -376,16 +376,6 @@ def _colors(n: int) -> list:
     return [cmap(i / max(n - 1, 1)) for i in range(n)]
 
 
-def _date_axis(ax) -> None:
-    import matplotlib.dates as mdates
-
-    locator = mdates.AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.set_xlabel("date")
-    ax.grid(alpha=0.3)
-
-
 def _axes(ax, size=(10, 5.5)):
     import matplotlib.pyplot as plt
 
@@ -409,6 +399,8 @@ def backlog_curves_figure(sweep: Sweep, ax=None, column: str = "pending",
     """
     import pandas as pd
 
+    from sim.plotting import date_axis
+
     fig, ax = _axes(ax)
     jobs = [j for j in sweep.ok if (j.folder / "daily.csv").is_file()]
     if bands is None:
@@ -424,7 +416,7 @@ def backlog_curves_figure(sweep: Sweep, ax=None, column: str = "pending",
                  f"'{sweep.folder.name}'")
     ax.set_ylabel("applications pending" if column == "pending" else column)
     ax.set_ylim(bottom=0)
-    _date_axis(ax)
+    date_axis(ax)
     note = _not_shown(sweep)
     if note:
         ax.text(0.99, 0.98, note, ha="right", va="top", transform=ax.transAxes, fontsize=9,
