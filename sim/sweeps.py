@@ -623,6 +623,14 @@ class CollectCallback(Callback):
         if not self.enabled:
             return
         self._folder = str(config.hydra.sweep.dir)
+        # Import the collection's libraries now: at interpreter exit, importing pandas fails
+        # (concurrent.futures cannot register its exit hook any more), which would lose the
+        # table of a sweep with a failed job.
+        import pandas  # noqa: F401
+
+        import sim.io
+        import sim.plotting  # noqa: F401
+
         atexit.register(self._at_exit)
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
