@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from sim.config import ConfigError, register, to_params
+from sim.config import ConfigError, check_overrides, register, to_params
 
 register()
 
@@ -62,5 +62,18 @@ def main(cfg: DictConfig) -> None:
     print(f"wrote {out_dir}")
 
 
+def _check_command_line() -> None:
+    """Refuse a bad override with one line and exit code 2, before Hydra writes anything."""
+    from hydra._internal.utils import get_args_parser
+
+    args, _ = get_args_parser().parse_known_args()
+    try:
+        check_overrides(args.overrides, [args.config_dir] if args.config_dir else [])
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
+    _check_command_line()
     main()

@@ -1,7 +1,8 @@
 """Configuration: the typed schema in Hydra's ConfigStore and the checks run after loading.
 
-Hydra refuses unknown keys and wrong types on its own (the schema is a structured config);
-:func:`validate` then checks the values and raises :class:`ConfigError` with one line naming
+Hydra refuses unknown keys and wrong types on its own (the schema is a structured config), but
+in several lines; :func:`check_overrides` refuses the command line's before Hydra sees them, and
+:func:`validate` checks the composed values. Both raise :class:`ConfigError`, one line naming
 the key, the value and what is allowed.
 """
 
@@ -10,12 +11,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
+from hydra.errors import HydraException
+from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, OmegaConf, ValidationError
 
 from sim import policies
 from sim.params import (
@@ -81,10 +86,15 @@ def _events(timeline: dict[str, Any]) -> dict[str, EventConfig]:
 
 
 def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
-    """Compose the same configuration the CLI would see, from Python (notebooks, tests)."""
+    """Compose the same configuration the CLI would see, from Python (notebooks, tests).
+
+    Overrides of the model's config are checked first (:func:`check_overrides`).
+    """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    if config_name == "config":
+        check_overrides(overrides)
     register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -268,3 +278,86 @@ def _check_levers(p: Config) -> None:
         _at_least("withdrawal.patience_days", p.withdrawal.patience_days, 0, strict=True)
     if not isinstance(p.controls.april7, bool) or not isinstance(p.controls.october5, bool):
         raise ConfigError("controls", p.controls, "april7 and october5 must be true or false")
+
+
+# -- command-line overrides, checked before Hydra composes them --------------------------------
+# Hydra refuses an unknown key or a value of the wrong type with several lines and a stack-trace
+# hint; these checks give the same refusals as one line. Whatever they do not understand
+# (Hydra's own settings, additions, deletions, interpolations, values inside dicts and lists)
+# is left to Hydra.
+_VALUE_NODES = {int: (IntegerNode, "must be an integer"), float: (FloatNode, "must be a number"),
+                bool: (BooleanNode, "must be true or false")}
+
+
+def check_overrides(overrides: Sequence[str], config_dirs: Sequence[str | Path] = ()) -> None:
+    """Refuse, with one line, an override naming no setting or giving a value of a wrong type.
+
+    Raises :class:`ConfigError`: for an unparsable override, a key the schema does not have
+    (naming the keys its parent has), a config group option found in neither ``configs/`` nor
+    ``config_dirs`` (naming those that are), or a value an integer, number or true/false
+    setting cannot take. Group options are not checked when the overrides change Hydra's
+    search path.
+    """
+    parser = OverridesParser.create()
+    dirs = [CONFIG_DIR, *(Path(d) for d in config_dirs)]
+    check_groups = not any(o.startswith(("hydra.searchpath", "+hydra.searchpath"))
+                           for o in overrides)
+    for text in overrides:
+        try:
+            override = parser.parse_override(text)
+        except HydraException as err:  # the grammar refused it
+            raise ConfigError(text.partition("=")[0], text.partition("=")[2],
+                              f"cannot be read ({str(err).splitlines()[0]})") from None
+        key = override.key_or_group
+        if (override.package is not None or key.startswith("hydra") or override.is_add()
+                or override.is_force_add() or override.is_delete()):
+            continue
+        if not override.is_sweep_override():
+            values = [override.value()]
+        elif override.value_type == ValueType.INTERVAL_SWEEP:  # values drawn by a sweeper
+            values = []
+        else:
+            values = list(override.sweep_iterator())
+        if any((d / key).is_dir() for d in dirs):
+            if check_groups:
+                _check_group_option(key, values, dirs)
+        else:
+            _check_setting(key, values)
+
+
+def _check_group_option(group: str, values: list[Any], dirs: Sequence[Path]) -> None:
+    available = sorted({p.stem for d in dirs for p in (d / group).glob("*.yaml")})
+    for value in values:
+        if isinstance(value, str) and value not in available:
+            raise ConfigError(group, value, f"no such {group}; available: {', '.join(available)}")
+
+
+def _check_setting(key: str, values: list[Any]) -> None:
+    kind: Any = Config
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if not dataclasses.is_dataclass(kind):
+            return  # inside a dict or a list: checked after composition
+        hints = typing.get_type_hints(kind)
+        if part not in hints:
+            parent = ".".join(parts[:depth]) or "the top level"
+            raise ConfigError(key, values[0] if len(values) == 1 else values,
+                              f"no such setting; {parent} has: {', '.join(hints)}")
+        kind = hints[part]
+    optional = type(None) in typing.get_args(kind)
+    if optional:
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if kind not in _VALUE_NODES:
+        return
+    node, wanted = _VALUE_NODES[kind]
+    for value in values:
+        if isinstance(value, str) and "${" in value:
+            continue  # an interpolation: resolved by OmegaConf
+        if value is None:
+            if not optional:
+                raise ConfigError(key, value, wanted)
+            continue
+        try:
+            node(value=value)
+        except ValidationError:
+            raise ConfigError(key, value, wanted + (" or null" if optional else "")) from None

@@ -159,7 +159,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
 
 
 # -- 4. bad input -----------------------------------------------------------------------------
-CONFIG_ERROR = "config error"  # sim's validate(): exit 2, one line "error: ..." on stderr
+CONFIG_ERROR = "config error"  # refused by sim: exit 2, one line "error: ..." on stderr
 HYDRA_ERROR = "hydra error"  # refused by Hydra's schema or loader: any non-zero exit
 
 
@@ -178,10 +178,17 @@ def _case(id_, overrides, key, kind, files=None, marks=()):
 BAD_INPUT = [
     _case("negative-rate", ["arrivals.rate_per_day=-1"], "arrivals.rate_per_day", CONFIG_ERROR),
     _case("zero-officials", ["officials.count=0"], "officials.count", CONFIG_ERROR),
-    _case("unknown-key", ["foo=1"], "foo", HYDRA_ERROR),
-    _case("unknown-nested-key", ["officials.countt=3"], "officials.countt", HYDRA_ERROR),
-    _case("wrong-type-int", ["officials.count=abc"], "officials.count", HYDRA_ERROR),
+    _case("unknown-key", ["foo=1"], "foo", CONFIG_ERROR),
+    _case("unknown-nested-key", ["officials.countt=3"], "officials.countt", CONFIG_ERROR),
+    _case("wrong-type-int", ["officials.count=abc"], "officials.count", CONFIG_ERROR),
     _case("wrong-type-float", ["arrivals.rate_per_day=lots"], "arrivals.rate_per_day",
+          CONFIG_ERROR),
+    _case("wrong-type-bool", ["output.plots=maybe"], "output.plots", CONFIG_ERROR),
+    _case("float-for-int", ["officials.count=2.5"], "officials.count", CONFIG_ERROR),
+    _case("null-for-int", ["officials.count=null"], "officials.count", CONFIG_ERROR),
+    _case("unreadable-override", ["officials.count=[3,"], "officials.count", CONFIG_ERROR),
+    # Inside a dict the keys depend on the scenario, so Hydra refuses them (several lines).
+    _case("unknown-timeline-event", ["timeline.nope.date=2025-01-01"], "timeline.nope",
           HYDRA_ERROR),
     _case("end-before-start", ["end_date=2025-01-01"], "end_date", CONFIG_ERROR),
     _case("share-above-1", ["classes.military_share=1.5"], "classes.military_share",
@@ -190,7 +197,7 @@ BAD_INPUT = [
           "classes.destination_shares", CONFIG_ERROR),
     _case("unknown-destination", ["+classes.destination_shares.XX=0.1"],
           "classes.destination_shares.XX", CONFIG_ERROR),
-    _case("unknown-scenario", ["scenario=nope"], "scenario", HYDRA_ERROR),
+    _case("unknown-scenario", ["scenario=nope"], "scenario", CONFIG_ERROR),
     _case("bad-military-policy", ["military.policy=shoot"], "military.policy", CONFIG_ERROR),
     _case("bad-green-channel-mode", ["green_channel.mode=fast"], "green_channel.mode",
           CONFIG_ERROR),
@@ -245,6 +252,26 @@ def test_bad_input_is_refused(tmp_path, overrides, key, kind, files):
         assert lines[0].startswith("error: "), proc.stderr
         assert key in lines[0]
         assert "wrote" not in proc.stdout
+
+
+def test_bad_value_in_a_sweep_refuses_the_whole_sweep(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, "-m", "sim", "-m", *MMC, "officials.count=3,abc",
+                           f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == ["error: officials.count='abc': must be an integer"]
+    assert not sweep_dir.exists()  # no job ran, none half-written
+
+
+def test_api_refuses_bad_overrides_with_one_line():
+    from sim.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"^officials\.cnt=3: no such setting; officials has: "
+                       r"count, hours_per_day, schedule$"):
+        load_config(["officials.cnt=3"])
+    with pytest.raises(ConfigError, match=r"no such scenario; available: .*mmc"):
+        load_config(["scenario=nope"])
 
 
 # -- 5. nothing already written is lost -------------------------------------------------------
