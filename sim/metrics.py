@@ -87,10 +87,12 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "mean_waiting": queue_area,
         "utilisation": utilisation,
         "past_statutory_limit": late.sum(0),
+        "held": np.cumsum(rec.held),  # pending for ever (military.policy=hold)
     })
     cohort = _cohort_remaining(rec, daily["pending"].to_numpy())
     if cohort is not None:
         daily["cohort_pending"] = cohort
+        daily["cohort_held"] = np.cumsum(rec.cohort_held)
 
     by_class = _by_class_table(dates, classes, arrivals, outcomes, pending, late)
     apps = _applications_table(rec, clock, start) if rec.applications is not None else None
@@ -123,8 +125,8 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "share_decided_late": _ratio(sum(rec.late_n), decided),
         "past_statutory_limit_end": int(late.sum(0)[-1]) if n_days else 0,
         "extra_review_rounds": int(sum(rec.rounds)),
-        "clearance": clearance_summary(params, daily["pending"].to_numpy(),
-                                       daily.get("cohort_pending"), rec.cohort_day),
+        "held_end": int(daily["held"].iloc[-1]) if n_days else 0,
+        "clearance": clearance_summary(params, daily, rec.cohort_day),
         "by_group": _group_summaries(rec, classes, arrivals, outcomes, pending, late),
     }
     return RunResult(daily, by_class, apps, summary, rec.wait_hist)
@@ -140,10 +142,29 @@ def _cohort_remaining(rec: Recorder, pending: np.ndarray) -> np.ndarray | None:
     return remaining
 
 
-def clearance_summary(params: Config, pending: np.ndarray, cohort: pd.Series | None,
+def clearable(params: Config, daily: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    """The backlog whose clearance is measured, and the cohort's part of it, per day.
+
+    Pending applications, less those held for ever unless ``clearance.count_held``.
+    """
+    held = not params.clearance.count_held
+    pending = daily["pending"].to_numpy(dtype=float)
+    if held:
+        pending = pending - daily["held"].to_numpy(dtype=float)
+    if "cohort_pending" not in daily:
+        return pending, None
+    cohort = daily["cohort_pending"].to_numpy(dtype=float)
+    return pending, cohort - daily["cohort_held"].to_numpy(dtype=float) if held else cohort
+
+
+def clearance_summary(params: Config, daily: pd.DataFrame,
                       cohort_day: int | None) -> dict[str, Any]:
-    """Peak, clearance date, days from the chosen policy event, and the cohort's clearing."""
+    """Peak, clearance date, days from the chosen policy event, and the cohort's clearing.
+
+    Measured on :func:`clearable`: the peak here is that of the backlog that can be cleared.
+    """
     c = params.clearance
+    pending, cohort = clearable(params, daily)
     start = parse_date(params.start_date)
 
     def date(day: int | None) -> str | None:
@@ -151,6 +172,7 @@ def clearance_summary(params: Config, pending: np.ndarray, cohort: pd.Series | N
 
     cl = clearance(pending, c.fraction_of_peak, c.level)
     out: dict[str, Any] = {
+        "held_counted": c.count_held,
         "threshold": cl.threshold,
         "cleared": cl.cleared_day is not None,
         "clearance_date": date(cl.cleared_day),
@@ -162,7 +184,7 @@ def clearance_summary(params: Config, pending: np.ndarray, cohort: pd.Series | N
         out.update(event=c.event, event_date=event.date, days_event_to_clearance=(
             None if cl.cleared_day is None else cl.cleared_day - event_day))
     if cohort is not None and cohort_day is not None:
-        remaining = np.asarray(cohort, dtype=float)
+        remaining = cohort
         out.update(cohort_date=date(cohort_day), cohort_size=int(remaining[cohort_day]),
                    **{f"cohort_days_to_clear_{q}pct": cohort_days_to_clear(
                        remaining, cohort_day, q / 100) for q in (50, 90, 100)})

@@ -343,6 +343,7 @@ class LicenceModel:
             if policy == "reject_at_intake":
                 return self.decide(app, DENIED)
             if policy == "hold":
+                self.rec.held_back(env.now, app.submitted)
                 return  # in limbo: pending for ever, no official's time spent
 
         while True:

@@ -172,6 +172,9 @@ class ClearanceConfig:
     # when level is set.
     fraction_of_peak: float = 0.1
     level: int | None = None
+    # false: applications held for ever (military.policy=hold) are left out of the backlog
+    # whose clearance is measured, since no number of officials can clear them; true: counted.
+    count_held: bool = False
     cohort_date: str | None = None  # follow the applications pending at this date's end
     event: str | None = None  # timeline event to count days-to-clearance from
 

@@ -78,6 +78,10 @@ def backlog_figure(params: Config, daily: pd.DataFrame, summary: dict[str, Any] 
     if daily["past_statutory_limit"].any():
         _with_band(ax, dates, daily, "past_statutory_limit", PALETTE[3],
                    "of which past the 45-working-day limit")
+    if "held" in daily and daily["held"].any():
+        ax.plot(dates, daily["held"], color=PALETTE[4], lw=1.2, ls="--",
+                label="of which held for ever (military, never reviewed)"
+                + ("" if params.clearance.count_held else "; not counted for clearance"))
     _events(ax, params, dates)
     if summary is not None:
         cl = summary.get("clearance", {})

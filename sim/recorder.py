@@ -123,6 +123,9 @@ class Recorder:
         self.cohort_day = cohort_day
         self._cohort_t = math.inf if cohort_day is None else cohort_day + 1.0
         self.cohort_out = [0] * n_days
+        # Applications put on hold for ever, by day of acceptance (all, and the cohort's).
+        self.held = [0] * n_days
+        self.cohort_held = [0] * n_days
         # Per-class daily rows, created when a class first occurs: {class: [count per day]}.
         def row() -> list[int]:
             return [0] * n_days
@@ -176,6 +179,13 @@ class Recorder:
         d = int(due)
         if d < self.n_days:
             self.late_add[cls][d] += 1
+
+    def held_back(self, t: float, submitted: float) -> None:
+        """An application put on hold at t: pending for ever, never reviewed."""
+        d = min(max(int(t), 0), self.n_days - 1)
+        self.held[d] += 1
+        if submitted < self._cohort_t:
+            self.cohort_held[d] += 1
 
     def first_review(self, cls: int, submitted: float, wait: float) -> None:
         if submitted >= self.warmup:

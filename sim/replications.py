@@ -177,7 +177,7 @@ class Results:
         out["peak_pending_date"] = daily["date"].iloc[peak]
         cohort_day = self.runs[0].summary["clearance"].get("cohort_date")
         cohort_idx = int(np.flatnonzero(daily["date"] == cohort_day)[0]) if cohort_day else None
-        curve = clearance_summary(self.params, pending, daily.get("cohort_pending"), cohort_idx)
+        curve = clearance_summary(self.params, daily, cohort_idx)
         # Day counts in `clearance` are replication means (their CIs are in ci95); the
         # clearance of the mean curve is reported apart, since the two can differ.
         cl = out["clearance"]

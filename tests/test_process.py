@@ -138,6 +138,12 @@ def test_military_never_approved(policy):
     else:
         decided = military[military["outcome"] != "pending"]
         assert (decided["outcome"] == "denied").all() and decided["review_start"].notna().all()
+    held = result.daily["held"]  # counted day by day, without the applications table
+    if policy == "hold":
+        assert held.iloc[-1] == len(military) == result.summary["held_end"]
+        assert held.is_monotonic_increasing
+    else:
+        assert (held == 0).all() and result.summary["held_end"] == 0
     assert result.summary["by_group"]["military"]["False"]["approved"] > 0
 
 
@@ -184,6 +190,27 @@ def test_withdrawal_after_patience():
     served = apps[apps["review_start_day"].notna()]
     assert (served["wait_days"] <= 20 + 1e-9).all()
     assert result.summary["totals"]["withdrawn"] == len(gone)
+
+
+def test_held_applications_are_left_out_of_clearance():
+    # A backlog of 3,000 (a tenth of it military, held) worked off by 40 officials: the
+    # civilian part clears, the held part never can.
+    base = [*QUIET, "end_date=2025-08-31", "arrivals.rate_per_day=20",
+            "initial_backlog.count=3000", "initial_backlog.max_waited_days=30",
+            "officials.count=40", "green_channel.mode=off", "classes.military_share=0.1",
+            "military.policy=hold"]
+    result = simulate(params(*base))
+    d, cl = result.daily, result.summary["clearance"]
+    clearable = d["pending"] - d["held"]
+    assert cl["held_counted"] is False
+    assert 380 < d["held"].iloc[-1] < 620  # 0.1 x (3,000 + 20 a working day x 102), +-5 sd
+    assert cl["threshold"] == pytest.approx(0.1 * clearable.max())
+    day = (dt.date.fromisoformat(cl["clearance_date"]) - dt.date(2025, 4, 4)).days
+    assert clearable.iloc[day] < cl["threshold"] <= clearable.iloc[:day].min()
+    assert d.loc[day, "pending"] > cl["threshold"]  # counting the held, it would not clear
+    counted = simulate(params(*base, "clearance.count_held=true")).summary["clearance"]
+    assert counted["held_counted"] is True and counted["cleared"] is False
+    assert counted["threshold"] == pytest.approx(0.1 * d["pending"].max())
 
 
 def test_start_from_a_backlog():
