@@ -59,6 +59,10 @@ def main(cfg: DictConfig) -> None:
     print(f"  peak pending {s['peak_pending']:.0f} on {s['peak_pending_date']}; backlog cleared: "
           f"{cleared}; mean wait {s['mean_wait_days']:.2f} days (p90 {s['p90_wait_days']:.2f}); "
           f"utilisation {s['utilisation']:.2f}")
+    if s["waiting_end"]:
+        print(f"  still waiting for a first review at the end: {s['waiting_end']:.0f} (mean "
+              f"{s['mean_age_waiting_end_days']:.1f} days so far; mean wait with them "
+              f"{s['mean_wait_days_with_waiting']:.2f} days)")
     print(f"wrote {out_dir}")
 
 

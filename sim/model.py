@@ -434,4 +434,8 @@ class LicenceModel:
             if controlled and s.size > 0 and 0 <= day < self.n_days:
                 env.process(self.surge(s.size, s.decay_days, day, group))
         env.run(until=self.n_days)
+        for lane in self.pool.lanes:  # censored waits: still waiting for a first review
+            for app in lane:
+                if not app.withdrawn and app.rounds == 0:
+                    self.rec.still_waiting(app.cls, app.submitted, self.n_days - app.submitted)
         return self.rec

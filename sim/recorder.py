@@ -146,6 +146,10 @@ class Recorder:
         self.ttd_sum = [0.0] * N_CLASSES
         self.late_n = [0] * N_CLASSES
         self.wait_hist = WaitHistogram()
+        # applications still waiting for a first review at the end: their waits so far
+        self.waiting_end_n = [0] * N_CLASSES
+        self.waiting_end_sum = [0.0] * N_CLASSES
+        self.waiting_end_max = [0.0] * N_CLASSES
         self.applications: list | None = [] if keep_applications else None
 
     def arrival(self, cls: int, t: float) -> None:
@@ -192,6 +196,13 @@ class Recorder:
             self.wait_sum[cls] += wait
             self.wait_n[cls] += 1
             self.wait_hist.add(wait)
+
+    def still_waiting(self, cls: int, submitted: float, age: float) -> None:
+        """At the end of the run: an application not yet reviewed, waiting for ``age`` days."""
+        if submitted >= self.warmup:
+            self.waiting_end_n[cls] += 1
+            self.waiting_end_sum[cls] += age
+            self.waiting_end_max[cls] = max(self.waiting_end_max[cls], age)
 
     def decided(self, cls: int, outcome: int, t: float, submitted: float, due: float) -> None:
         """An application leaves the pending stock (approved, denied or withdrawn) at t."""
