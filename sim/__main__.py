@@ -67,15 +67,40 @@ def main(cfg: DictConfig) -> None:
 
 
 def _check_command_line() -> None:
-    """Refuse a bad override with one line and exit code 2, before Hydra writes anything."""
+    """Refuse bad input with one line and exit code 2, before Hydra writes anything.
+
+    The overrides are checked one by one. A single run's configuration is also composed and
+    validated here, because Hydra writes it into the run folder before the task starts, over
+    the record of an earlier run there. A sweep's points are validated in their own jobs, so
+    that a bad point fails alone and the others run.
+    """
     from hydra._internal.utils import get_args_parser
 
     args, _ = get_args_parser().parse_known_args()
+    single_run = not any((args.multirun, args.cfg, args.info, args.help, args.hydra_help,
+                          args.shell_completion, args.config_dir, args.config_name,
+                          args.config_path, args.experimental_rerun))
     try:
         check_overrides(args.overrides, [args.config_dir] if args.config_dir else [])
+        if single_run:
+            cfg = _composed([o for o in args.overrides if not o.lstrip("+~").startswith("hydra")])
+            if cfg is not None:
+                to_params(cfg)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def _composed(overrides: list[str]) -> DictConfig | None:
+    """The job's configuration, or None when Hydra refuses it (it then says why itself)."""
+    from sim.config import load_config
+
+    try:
+        return load_config(overrides)
+    except ConfigError:
+        raise
+    except Exception:  # Hydra reports it in its own way when it runs
+        return None
 
 
 if __name__ == "__main__":

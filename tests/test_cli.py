@@ -300,11 +300,6 @@ def test_rejected_run_keeps_earlier_results(tmp_path):
     assert not [p.name for p in run_dir.rglob("*") if p.name.endswith(".tmp")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Hydra writes .hydra/config.yaml, hydra.yaml and overrides.yaml into hydra.run.dir before "
-    "sim validates the config, so a run refused with a ConfigError overwrites the record of the "
-    "earlier successful run in that folder (its results stay, but .hydra/ no longer matches "
-    "them)"))
 def test_rejected_run_keeps_earlier_hydra_record(tmp_path):
     run_dir = tmp_path / "run"
     _ok(run_sim(tmp_path, *MMC, run_dir=run_dir))
