@@ -77,15 +77,20 @@ def _check_command_line() -> None:
     from hydra._internal.utils import get_args_parser
 
     args, _ = get_args_parser().parse_known_args()
-    single_run = not any((args.multirun, args.cfg, args.info, args.help, args.hydra_help,
-                          args.shell_completion, args.config_dir, args.config_name,
-                          args.config_path, args.experimental_rerun))
+    # Only the plain case is composed here: other modes, config folders or search paths are
+    # Hydra's to resolve.
+    other_mode = any((args.multirun, args.cfg, args.info, args.help, args.hydra_help,
+                      args.shell_completion, args.config_dir, args.config_name,
+                      args.config_path, args.experimental_rerun))
+    searchpath = any(o.lstrip("+").startswith("hydra.searchpath") for o in args.overrides)
+    single_run = not other_mode and not searchpath
     try:
-        check_overrides(args.overrides, [args.config_dir] if args.config_dir else [])
-        if single_run:
+        if single_run:  # load_config checks the overrides first
             cfg = _composed([o for o in args.overrides if not o.lstrip("+~").startswith("hydra")])
             if cfg is not None:
                 to_params(cfg)
+        else:
+            check_overrides(args.overrides, [args.config_dir] if args.config_dir else [])
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -149,14 +149,14 @@ def clearable(params: Config, daily: pd.DataFrame) -> tuple[np.ndarray, np.ndarr
 
     Pending applications, less those held for ever unless ``clearance.count_held``.
     """
-    held = not params.clearance.count_held
+    leave_out = not params.clearance.count_held
     pending = daily["pending"].to_numpy(dtype=float)
-    if held:
+    if leave_out:
         pending = pending - daily["held"].to_numpy(dtype=float)
     if "cohort_pending" not in daily:
         return pending, None
     cohort = daily["cohort_pending"].to_numpy(dtype=float)
-    return pending, cohort - daily["cohort_held"].to_numpy(dtype=float) if held else cohort
+    return pending, cohort - daily["cohort_held"].to_numpy(dtype=float) if leave_out else cohort
 
 
 def clearance_summary(params: Config, daily: pd.DataFrame,
@@ -186,10 +186,9 @@ def clearance_summary(params: Config, daily: pd.DataFrame,
         out.update(event=c.event, event_date=event.date, days_event_to_clearance=(
             None if cl.cleared_day is None else cl.cleared_day - event_day))
     if cohort is not None and cohort_day is not None:
-        remaining = cohort
-        out.update(cohort_date=date(cohort_day), cohort_size=int(remaining[cohort_day]),
+        out.update(cohort_date=date(cohort_day), cohort_size=int(cohort[cohort_day]),
                    **{f"cohort_days_to_clear_{q}pct": cohort_days_to_clear(
-                       remaining, cohort_day, q / 100) for q in (50, 90, 100)})
+                       cohort, cohort_day, q / 100) for q in (50, 90, 100)})
     return out
 
 

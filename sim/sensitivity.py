@@ -415,22 +415,16 @@ def report_text(study: Study) -> str:
                          + (" (counted as the run's length in days: a lower bound)."
                             if out.undefined == "horizon" else "."))
             lines.append("")
-        if study.morris is not None:
-            t = study.morris[study.morris["output"] == out.key]
-            if len(t):
-                lines += ["Morris screening (mu*: mean absolute effect of moving the factor "
-                          "over its range; sigma: spread of the effects, i.e. interactions or "
-                          "non-linearity):", "",
-                          _markdown(t[["rank", "factor", "mu_star", "mu_star_conf", "sigma",
-                                       "mu"]]), ""]
-        if study.sobol is not None:
-            t = study.sobol[study.sobol["output"] == out.key]
-            if len(t):
-                lines += ["Sobol indices (ST: share of the variance due to the factor with its "
-                          "interactions; S1: alone). Intervals wider than the indices mean the "
-                          "sample is too small to tell:", "",
-                          _markdown(t[["rank", "factor", "ST", "ST_conf", "S1", "S1_conf"]]),
-                          ""]
+        for table, intro, columns in (
+                (study.morris, "Morris screening (mu*: mean absolute effect of moving the "
+                 "factor over its range; sigma: spread of the effects, i.e. interactions or "
+                 "non-linearity):", ["rank", "factor", "mu_star", "mu_star_conf", "sigma", "mu"]),
+                (study.sobol, "Sobol indices (ST: share of the variance due to the factor with "
+                 "its interactions; S1: alone). Intervals wider than the indices mean the sample "
+                 "is too small to tell:", ["rank", "factor", "ST", "ST_conf", "S1", "S1_conf"])):
+            t = None if table is None else table[table["output"] == out.key]
+            if t is not None and len(t):
+                lines += [intro, "", _markdown(t[columns]), ""]
     return "\n".join(lines) + "\n"
 
 

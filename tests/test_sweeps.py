@@ -287,6 +287,9 @@ def test_sensitivity_smoke(tmp_path):
                                      "incomplete.probability"}
     assert {"output", "mu_star", "mu_star_conf", "sigma", "rank"} <= set(morris.columns)
     assert set(pd.read_csv(run_dir / "sobol.csv").columns) >= {"S1", "ST", "ST_conf"}
+    report = (run_dir / "report.md").read_text()
+    assert report.count("Morris screening (mu*") == report.count("Sobol indices (ST") > 0
+    assert "| officials.count |" in report  # the tables are filled
     # Results do not depend on the number of processes.
     assert (out[1] / "morris.csv").read_bytes() == (run_dir / "morris.csv").read_bytes()
     points = pd.read_csv(run_dir / "points.csv")
