@@ -428,12 +428,6 @@ def apply_point(params: Config, point: dict[str, Any]) -> Config:
     return p
 
 
-def load_ensemble(path: str | Path) -> list[dict[str, Any]]:
-    """The members of an ensemble file (a list of {dotted.key: value})."""
-    doc = yaml.safe_load(Path(path).read_text())
-    return list(doc["members"])
-
-
 # -- running points --------------------------------------------------------------------------------
 def point_seed(seed: int, wave: int, index: int) -> int:
     """Seed of design point ``index`` of ``wave``: from a SeedSequence, never from a worker."""
