@@ -1,9 +1,10 @@
 """Command line: ``python -m sim.calibrate [calibrate=smoke] [calibrate.key=value ...]``.
 
-Calibrates a scenario against the articles' figures (see :mod:`sim.calibration`) and writes
-into its run folder: ``report.md``, ``targets.png``, ``points.csv``, the best point
-``<scenario>.yaml`` and ``ensemble_<scenario>.yaml``. With ``calibrate.install=true`` the last
-two also go to ``configs/calibrated/``, where the scenario and the ensemble runner read them.
+Composes the scenario exactly as ``python -m sim`` does, hands its parameters to the study
+(:mod:`sim.studies.calibration`), and writes into its run folder ``report.md``, ``points.csv``,
+the representative point ``<scenario>.yaml`` and ``ensemble_<scenario>.yaml``. With
+``calibrate.install=true`` the last two also go to ``configs/calibrated/``, where the scenario
+reads them.
 """
 
 from __future__ import annotations
@@ -23,39 +24,49 @@ register()
 
 def settings_from(cfg: DictConfig):
     """Plain settings from the composed ``calibrate`` node (unknown keys refused)."""
-    from sim.calibration import Settings, Wave
+    from sim.studies.calibration import Settings
+    from sim.studies.history_matching import Settings as MatchSettings
 
     raw = OmegaConf.to_container(cfg.calibrate, resolve=True)
-    raw["waves"] = [Wave(**w) for w in raw.get("waves", [])]
+    raw["match"] = MatchSettings(**raw.get("match", {}))
     return Settings(**raw)
+
+
+def stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="calibrate")
 def main(cfg: DictConfig) -> None:
-    from sim import calibration
+    from sim.config import load_config, to_params
+    from sim.studies import calibration
+    from sim.studies.targets import TargetsError
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     overrides = list(HydraConfig.get().overrides.task)
     command = " ".join(["python -m sim.calibrate", *map(shlex.quote, overrides)])
     try:
         settings = settings_from(cfg)
-        if not settings.waves:
-            raise calibration.TargetsError("calibrate.waves: at least one wave is needed")
-        cal = calibration.calibrate(settings, log=calibration.stderr, command=command)
-    except (calibration.TargetsError, ConfigError, TypeError) as err:
+        params = to_params(load_config([f"scenario={settings.scenario}",
+                                        *settings.scenario_overrides]))
+        cal = calibration.calibrate(params, settings, command=command, log=stderr)
+    except (TargetsError, ConfigError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     install = CONFIG_DIR / "calibrated" if settings.install else None
     calibration.write_results(cal, out_dir, install)
-    table = calibration.target_table(cal)
-    chosen = table[table["chosen"]]
-    print(f"calibrated {settings.scenario}: {len(cal.values)} points, "
-          f"{int(cal.plausible.sum())} plausible, ensemble {len(cal.members)}"
-          f"{' (relaxed)' if cal.relaxed else ''}, {cal.runtime_s:.0f} s")
-    for row in chosen.itertuples():
-        print(f"  {'met    ' if row.met else 'NOT MET'} {row.target}: [{row.low:g}, {row.high:g}]"
-              f" mean {row.best_mean:.1f} (90% {row.best_p05:.0f}..{row.best_p95:.0f}),"
-              f" implausibility {row.implausibility:.2f}")
+    m = cal.match
+    print(f"calibrated {settings.scenario}: {len(m.units)} points in {len(m.waves)} waves, "
+          f"{len(m.members)} ensemble members, {m.final_share:.2%} of the prior box left, "
+          f"{m.seconds:.0f} s")
+    if cal.check:
+        print(f"  with the ensemble, {cal.check['share_all_inside']:.0%} of "
+              f"{cal.check['replications']} replications inside every chosen reading at once")
+        for row in cal.check["rows"]:
+            if row["chosen"]:
+                print(f"  {row['reading']}: [{row['low']}, {row['high']}] mean "
+                      f"{row['mean']:.3g}, 95 % predictive {row['predictive_low']:.3g}.."
+                      f"{row['predictive_high']:.3g}, {row['share_inside']:.0%} inside")
     if install:
         print(f"installed {install / (settings.scenario + '.yaml')} and the ensemble")
     print(f"wrote {out_dir}")

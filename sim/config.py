@@ -116,6 +116,15 @@ def _at_least(key: str, value: Any, low: float, strict: bool = False) -> None:
         raise ConfigError(key, value, f"must be {'>' if strict else '>='} {low}")
 
 
+def _within(key: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
+    """A finite number in [low, high] (or (low, high]); refuses None, NaN and infinity."""
+    ok = (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+          and (low < value if low_open else low <= value) and value <= high)
+    if not ok:
+        raise ConfigError(key, value, f"must be a number in {'(' if low_open else '['}{low}, "
+                                      f"{high}]")
+
+
 def _share(key: str, value: Any, top_open: bool = False) -> None:
     if value is None or not (0.0 <= value < 1.0 if top_open else 0.0 <= value <= 1.0):
         raise ConfigError(key, value, f"must be a share in [0, 1{')' if top_open else ']'}")
@@ -195,6 +204,11 @@ def _check_frame(p: Config) -> None:
     for i, change in enumerate(p.officials.schedule):
         _date(f"officials.schedule[{i}].date", change.date)
         _at_least(f"officials.schedule[{i}].count", change.count, 1)
+    ramp = p.officials.ramp
+    if ramp.start_date is not None:
+        _date("officials.ramp.start_date", ramp.start_date)
+        _within("officials.ramp.days", ramp.days, 0, 3650)
+        _within("officials.ramp.count", ramp.count, 1, 100_000)
     _date("green_channel.start_date", p.green_channel.start_date)
     _at_least("replications", p.replications, 1)
     _at_least("jobs", p.jobs, 1)
@@ -238,6 +252,7 @@ def _check_levers(p: Config) -> None:
     _at_least("intake.mean_working_days", p.intake.mean_working_days, 0)
     _at_least("statutory.working_days", p.statutory.working_days, 1)
     _at_least("officials.count", p.officials.count, 1)
+    _within("officials.scale", p.officials.scale, 0, 100, low_open=True)
     h = p.officials.hours_per_day
     if not 0 < h <= 24:
         raise ConfigError("officials.hours_per_day", h, "must be in (0, 24]")
@@ -252,6 +267,10 @@ def _check_levers(p: Config) -> None:
     _one_of("review.distribution", r.distribution, REVIEW_DISTRIBUTIONS)
     _at_least("review.cv", r.cv, 0, strict=True)
     _at_least("review.effort_multiplier", r.effort_multiplier, 0, strict=True)
+    _within("interagency.mean_working_days", p.interagency.mean_working_days, 0, 250)
+    _within("interagency.cv", p.interagency.cv, 0, 10, low_open=True)
+    for d in p.queue.served_last:
+        _one_of("queue.served_last", d, DESTINATIONS)
     _share("incomplete.probability", p.incomplete.probability, top_open=True)
     _at_least("incomplete.response_mean_days", p.incomplete.response_mean_days, 0)
     _share("consultation.share", p.consultation.share)

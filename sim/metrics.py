@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim import policies
 from sim.calendar import WorkingClock
 from sim.clearance import clearance, cohort_days_to_clear
 from sim.params import Config
@@ -65,7 +66,7 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
     busy = np.diff(interval_area(rec.review_in, rec.review_out, work_edges[1:]), prepend=0.0)
     working = np.diff(work_edges)
     regime_days = [r.day for r in regimes]
-    counts = np.array([r.params.officials.count for r in regimes])
+    counts = np.array([policies.officials_on_duty(r.params) for r in regimes])
     officials = counts[np.searchsorted(regime_days, days, side="right") - 1]
     capacity = officials * working
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -26,8 +26,8 @@ from sim.params import DESTINATIONS, ELEMENT_GROUPS, Config
 from sim.recorder import APPROVED, DENIED, WITHDRAWN, Recorder
 
 STREAMS = ("arrivals", "classes", "intake", "review", "incomplete", "consultation",
-           "decision", "renewal", "backlog")
-GREEN, REGULAR = 0, 1  # queue lanes
+           "decision", "renewal", "backlog", "stages")  # new streams go last: earlier ones keep
+GREEN, REGULAR, LAST = 0, 1, 2  # queue lanes (LAST: destinations served after all others)
 GENERAL, DEDICATED = 0, 1  # kinds of official
 
 
@@ -100,18 +100,19 @@ class Application:
 
 
 class OfficialPool:
-    """Officials serving two FIFO lanes (green, regular); O(1) per request and release.
+    """Officials serving three FIFO lanes (green, regular, last); O(1) per request and release.
 
     Each kind of official has its lane order: with the green channel in `priority` mode
     everyone serves the green lane first; in `dedicated` mode dedicated officials serve the green
     lane first and help the regular lane when it is empty, general officials do the reverse.
+    The last lane (destinations served last) is served only when the other two are empty.
     No review is interrupted. Withdrawn applications are dropped lazily when reached.
     """
 
     def __init__(self, env: simpy.Environment, recorder: Recorder):
         self.env, self.rec = env, recorder
-        self.lanes = (deque(), deque())
-        self.order = ((GREEN, REGULAR), (GREEN, REGULAR))
+        self.lanes = (deque(), deque(), deque())
+        self.order = ((GREEN, REGULAR, LAST), (GREEN, REGULAR, LAST))
         self.idle = [0, 0]
         self.staff = [0, 0]
         self.target = [0, 0]
@@ -120,8 +121,8 @@ class OfficialPool:
 
     def configure(self, general: int, dedicated: int, mode: str, lane_of) -> None:
         """Apply a new pool size and discipline; waiting applications are re-sorted by lane."""
-        self.order = ((REGULAR, GREEN), (GREEN, REGULAR)) if mode == "dedicated" else (
-            (GREEN, REGULAR), (GREEN, REGULAR))
+        self.order = ((REGULAR, GREEN, LAST), (GREEN, REGULAR, LAST)) if mode == "dedicated" \
+            else ((GREEN, REGULAR, LAST), (GREEN, REGULAR, LAST))
         waiting = sorted((a for lane in self.lanes for a in lane if not a.withdrawn),
                          key=lambda a: a.seq)
         for lane in self.lanes:
@@ -143,7 +144,7 @@ class OfficialPool:
     def take_idle(self, app: Application, lane: int) -> int | None:
         """The kind of an idle official who takes the application now, or None if all are busy.
 
-        Work conservation: an idle official means both lanes are empty, so no one is skipped.
+        Work conservation: an idle official means every lane is empty, so no one is skipped.
         """
         app.lane = lane
         first = DEDICATED if lane == GREEN else GENERAL
@@ -221,16 +222,24 @@ class LicenceModel:
         self._trusted = [p.classes.trusted_share.get(d, 0.0) for d in DESTINATIONS]
         mean = policies.mean_effort_working_days(p)
         # mean effort (working days) by lane, under the current rules
-        self._effort = (mean * policies.effort_factor(p, green=True),  # indexed by lane
-                        mean * policies.effort_factor(p, green=False))
+        regular = mean * policies.effort_factor(p, green=False)
+        self._effort = (mean * policies.effort_factor(p, green=True), regular, regular)  # by lane
         r = p.review
         self._exponential_review = r.distribution == "exponential"
         if not self._exponential_review:
             self._ln_sigma = math.sqrt(math.log1p(r.cv**2))
             self._ln_mu = -0.5 * self._ln_sigma**2
+        stage = p.interagency
+        self._stage_mean = stage.mean_working_days
+        if stage.mean_working_days > 0:
+            self._st_sigma = math.sqrt(math.log1p(stage.cv**2))
+            self._st_mu = math.log(stage.mean_working_days) - 0.5 * self._st_sigma**2
+        self._regular_lane = [LAST if policies.served_last(p, d) else REGULAR
+                              for d in DESTINATIONS]
         dedicated = policies.dedicated_officials(p)
         mode = p.green_channel.mode if self.green_open else "off"
-        self.pool.configure(p.officials.count - dedicated, dedicated, mode, self.lane_of)
+        self.pool.configure(policies.officials_on_duty(p) - dedicated, dedicated, mode,
+                            self.lane_of)
 
     def timeline(self):
         for regime in self.regimes[1:]:
@@ -240,7 +249,7 @@ class LicenceModel:
     def lane_of(self, app: Application) -> int:
         green = self.green_open and policies.green_eligible(
             self.p, DESTINATIONS[app.dest], app.trusted, app.military)
-        return GREEN if green else REGULAR
+        return GREEN if green else self._regular_lane[app.dest]
 
     # -- arrivals ---------------------------------------------------------------------------
     def new_application(self, group: int, submitted: float, renewal_of=None) -> Application:
@@ -362,6 +371,10 @@ class LicenceModel:
                               * self.draws["incomplete"].exponential())
 
         p = self.p
+        if self._stage_mean > 0:  # other agencies' review and sign-off: elapsed, no official
+            delay = math.exp(self._st_mu + self._st_sigma * self.draws["stages"].normal())
+            yield env.timeout(clock.to_cal(clock.to_work(env.now) + delay) - env.now)
+        p = self.p
         if p.consultation.share > 0 and not app.military and _chance(
                 self.draws["consultation"], p.consultation.share):
             delay = p.consultation.mean_working_days * self.draws["consultation"].exponential()
@@ -376,7 +389,7 @@ class LicenceModel:
 
         (A sub-process: with an official idle it returns at once, without a SimPy event.)
         """
-        lane = self.lane_of(app) if self.green_open else REGULAR
+        lane = self.lane_of(app)
         official = self.pool.take_idle(app, lane)
         if official is not None:
             return official

@@ -87,11 +87,25 @@ class StaffingChange:
 
 
 @dataclass
+class RampConfig:
+    """Staff added gradually: from the pool in force on `start_date` to `count` officials,
+    in weekly steps over `days` calendar days (null start_date: no ramp)."""
+
+    start_date: str | None = None
+    days: int = 0
+    count: int = 1
+
+
+@dataclass
 class OfficialsConfig:
     count: int = 5
     hours_per_day: float = 8.0
     # Pool size from given dates on (a list, so an override replaces it whole).
     schedule: list[StaffingChange] = field(default_factory=list)
+    ramp: RampConfig = field(default_factory=RampConfig)
+    # Multiplies every staffing level of the run (count, schedule, ramp): the one staffing lever
+    # that moves the whole horizon, so a sweep over it is not confined to the first regime.
+    scale: float = 1.0
 
 
 @dataclass
@@ -102,6 +116,23 @@ class ReviewConfig:
     distribution: str = "exponential"
     cv: float = 1.0  # coefficient of variation, lognormal only
     effort_multiplier: float = 1.0  # e.g. more documentation per application
+
+
+@dataclass
+class InteragencyConfig:
+    """Elapsed review outside the pool after an official's review: other agencies' checks and
+    sign-off. Takes calendar time on working days but none of the pool's officials' time, so a
+    decision is neither instant when officials are idle nor capped by their number."""
+
+    mean_working_days: float = 0.0  # lognormal with this mean; 0: decided at once
+    cv: float = 0.5
+
+
+@dataclass
+class QueueConfig:
+    # Destinations whose (non-green) applications are served only when no other application
+    # waits: the reported slower handling of US-bound files before complaints hastened them.
+    served_last: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -211,6 +242,8 @@ class Config:
     statutory: StatutoryConfig = field(default_factory=StatutoryConfig)
     officials: OfficialsConfig = field(default_factory=OfficialsConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
+    interagency: InteragencyConfig = field(default_factory=InteragencyConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
     incomplete: IncompleteConfig = field(default_factory=IncompleteConfig)
     consultation: ConsultationConfig = field(default_factory=ConsultationConfig)
     military: MilitaryConfig = field(default_factory=MilitaryConfig)
@@ -232,4 +265,5 @@ class Config:
 FRAME_KEYS = ("name", "seed", "replications", "jobs", "resume", "clearance", "calibration",
               "start_date", "end_date", "horizon_days", "warmup_days",
               "calendar", "initial_backlog", "timeline", "output", "officials.schedule",
+              "officials.ramp",
               "arrivals.surges", "green_channel.start_date")

@@ -60,13 +60,34 @@ def _legend(ax) -> None:
               frameon=False)
 
 
+def predictive_label(params: Config) -> str:
+    """What the predictive band spans: replications, and ensemble members when one is on."""
+    over = "replications × ensemble members" if params.calibration.ensemble else "replications"
+    return f"95 % predictive interval ({over})"
+
+
 def _with_band(ax, dates, table: pd.DataFrame, column: str, color: str, label: str,
-               band_label: bool = True) -> None:
+               band_label: bool = True, predictive: str | None = None) -> None:
+    """A line with its band of the mean and, when ``predictive`` names it and the table has
+    it, the wider predictive interval, lighter, behind."""
     ax.plot(dates, table[column], color=color, lw=1.8, label=label)
+    if predictive and f"{column}_pred_low" in table:
+        ax.fill_between(dates, table[f"{column}_pred_low"], table[f"{column}_pred_high"],
+                        color=color, alpha=0.1, lw=0,
+                        label=f"{label}: {predictive}" if band_label else None)
     if f"{column}_low" in table:
         ax.fill_between(dates, table[f"{column}_low"], table[f"{column}_high"], color=color,
                         alpha=0.25, lw=0,
                         label=f"{label}: 95 % band of the mean" if band_label else None)
+
+
+def _band_entries(ax, mean: bool, predictive: str | None) -> None:
+    """One legend entry per kind of band, in grey: each line has its own colour, and an entry
+    per line and band would crowd the legend."""
+    if mean:
+        ax.fill_between([], [], color="grey", alpha=0.4, lw=0, label="95 % band of the mean")
+    if predictive:
+        ax.fill_between([], [], color="grey", alpha=0.15, lw=0, label=predictive)
 
 
 def backlog_figure(params: Config, daily: pd.DataFrame, summary: dict[str, Any] | None = None,
@@ -74,14 +95,19 @@ def backlog_figure(params: Config, daily: pd.DataFrame, summary: dict[str, Any] 
     """The backlog-clearance curve: pending applications with their band, events, clearance."""
     fig, ax = _axes(ax)
     dates = pd.to_datetime(daily["date"])
-    _with_band(ax, dates, daily, "pending", PALETTE[0], "pending (end of day)")
+    predictive = predictive_label(params)
+    _with_band(ax, dates, daily, "pending", PALETTE[0], "pending (end of day)",
+               band_label=False, predictive=predictive)
     if daily["past_statutory_limit"].any():
         _with_band(ax, dates, daily, "past_statutory_limit", PALETTE[3],
-                   "of which past the 45-working-day limit")
+                   "of which past the 45-working-day limit", band_label=False,
+                   predictive=predictive)
     if "held" in daily and daily["held"].any():
         ax.plot(dates, daily["held"], color=PALETTE[4], lw=1.2, ls="--",
                 label="of which held for ever (military, never reviewed)"
                 + ("" if params.clearance.count_held else "; not counted for clearance"))
+    _band_entries(ax, "pending_low" in daily,
+                  predictive if "pending_pred_low" in daily else None)
     _events(ax, params, dates)
     if summary is not None:
         cl = summary.get("clearance", {})
@@ -104,16 +130,22 @@ def backlog_figure(params: Config, daily: pd.DataFrame, summary: dict[str, Any] 
 
 def groups_figure(params: Config, group_bands: pd.DataFrame, dimension: str, ax=None,
                   figure: str = "pending"):
-    """Pending applications per destination (or trusted vs others, civilian vs military)."""
+    """Pending applications per destination (or trusted vs others, civilian vs military), with
+    the band of the mean and, lighter, the predictive interval when the table has them."""
     fig, ax = _axes(ax)
     table = group_bands[(group_bands["dimension"] == dimension)
                         & (group_bands["figure"] == figure)]
+    predictive = "pred_low" in table and table["pred_low"].notna().any()
+    banded = table["low"].notna().any()
     for i, (value, g) in enumerate(table.groupby("value", sort=True)):
         dates = pd.to_datetime(g["date"])
         color = PALETTE[i % len(PALETTE)]
         label = {"True": f"{dimension}", "False": f"not {dimension}"}.get(value, value)
         ax.plot(dates, g["mean"], color=color, lw=1.6, label=label)
+        if predictive:
+            ax.fill_between(dates, g["pred_low"], g["pred_high"], color=color, alpha=0.1, lw=0)
         ax.fill_between(dates, g["low"], g["high"], color=color, alpha=0.2, lw=0)
+    _band_entries(ax, banded, predictive_label(params) if predictive else None)
     _events(ax, params, pd.to_datetime(table["date"].drop_duplicates()))
     ax.set_title(f"Applications {figure} by {dimension}: scenario '{params.name}'")
     ax.set_ylabel(f"applications {figure}")

@@ -66,11 +66,39 @@ def timeline_events(params: Config) -> list[tuple[dt.date, str, dict[str, Any]]]
     return sorted(events, key=lambda e: e[0])
 
 
+def ramp_events(params: Config, from_count: int) -> list[tuple[dt.date, str, dict[str, Any]]]:
+    """`officials.ramp` as weekly staffing steps from ``from_count`` to the ramp's count."""
+    ramp = params.officials.ramp
+    if ramp.start_date is None:
+        return []
+    start, steps = parse_date(ramp.start_date), max(1, round(ramp.days / 7))
+    events = []
+    for k in range(1, steps + 1):
+        date = start + dt.timedelta(days=round(k * ramp.days / steps) if ramp.days else 0)
+        count = round(from_count + (ramp.count - from_count) * k / steps)
+        events.append((date, f"officials: {count} (ramp)", {"officials.count": count}))
+    return events
+
+
 def build_regimes(params: Config) -> list[Regime]:
-    """Successive parameter sets; events on or before the start apply from day 0."""
+    """Successive parameter sets; events on or before the start apply from day 0.
+
+    The staffing ramp starts from the pool in force on its start date, so it is laid over the
+    regimes of every other event."""
+    events = timeline_events(params)
+    ramp = params.officials.ramp
+    if ramp.start_date is not None:
+        day = (parse_date(ramp.start_date) - parse_date(params.start_date)).days
+        before = [r for r in _regimes(params, events) if r.day <= max(day, 0)][-1]
+        events = sorted(events + ramp_events(params, before.params.officials.count),
+                        key=lambda e: e[0])
+    return _regimes(params, events)
+
+
+def _regimes(params: Config, events: list[tuple[dt.date, str, dict[str, Any]]]) -> list[Regime]:
     start = parse_date(params.start_date)
     regimes = [Regime(0, params, ("start",))]
-    for date, label, changes in timeline_events(params):
+    for date, label, changes in events:
         day = max((date - start).days, 0)
         new = apply_changes(regimes[-1].params, changes)
         if day == regimes[-1].day:
@@ -92,9 +120,20 @@ def green_eligible(params: Config, destination: str, trusted: bool, military: bo
     return trusted and not military and destination in params.green_channel.destinations
 
 
+def officials_on_duty(params: Config) -> int:
+    """The pool's size under the current rules: the staffing level times `officials.scale`
+    (at least one official)."""
+    return max(1, round(params.officials.count * params.officials.scale))
+
+
 def dedicated_officials(params: Config) -> int:
     gc = params.green_channel
-    return min(gc.dedicated_officials, params.officials.count) if gc.mode == "dedicated" else 0
+    return min(gc.dedicated_officials, officials_on_duty(params)) if gc.mode == "dedicated" else 0
+
+
+def served_last(params: Config, destination: str) -> bool:
+    """Whether regular applications bound for ``destination`` wait behind every other one."""
+    return destination in params.queue.served_last
 
 
 def effort_factor(params: Config, green: bool) -> float:

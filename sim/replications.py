@@ -2,6 +2,8 @@
 
 Replication r depends on (seed, r) only: the same r sees the same random numbers in every
 scenario (common random numbers), and results are identical whatever the number of processes.
+With a calibrated ensemble on, replication r also draws its ensemble member from (seed, r), so
+the bands cover both the model's randomness and the calibrated parameters' uncertainty.
 """
 
 from __future__ import annotations
@@ -24,16 +26,26 @@ from sim.metrics import RunResult, clearance_summary
 from sim.params import Config
 from sim.recorder import CLASS_DIMS, WaitHistogram
 from sim.runner import simulate
-from sim.stats import band, mean_ci
+from sim.stats import band, mean_ci, percentile_band, predictive_interval
 
 BAND_COLUMNS = ("pending", "approved", "denied", "withdrawn", "arrivals", "waiting",
                 "past_statutory_limit", "cohort_pending")
 GROUP_DIMS = ("destination", "trusted", "military")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# spawn_key (r, MEMBER_KEY) seeds replication r's ensemble-member draw. The model's streams of
+# replication r are the children (r, i) of SeedSequence(seed, spawn_key=(r,)), i < number of
+# streams (a handful), so 2**20 never collides with them and the draw leaves them untouched.
+MEMBER_KEY = 2**20
+BANDS_NOTE = ("ci95: 95 % confidence interval of the replication mean (t); "
+              "predictive95: 2.5-97.5 percentiles over replications")
 
 
 def ensemble_members(params: Config) -> list[dict[str, Any]]:
-    """Parameter sets of the calibrated ensemble (dotted key -> value), from its YAML file."""
+    """Parameter sets of the calibrated ensemble (dotted key -> value), from its YAML file.
+
+    ``calibration.ensemble_file`` is relative to configs/, or absolute (pathlib keeps an
+    absolute right-hand side as it is).
+    """
     path = CONFIG_DIR / params.calibration.ensemble_file
     if not path.is_file():
         raise FileNotFoundError(f"calibration.ensemble_file={path}: no such file")
@@ -43,19 +55,32 @@ def ensemble_members(params: Config) -> list[dict[str, Any]]:
     return members
 
 
+def member_index(seed: int, replication: int, n_members: int) -> int:
+    """The ensemble member (0..n_members-1) replication ``replication`` runs with.
+
+    Drawn uniformly from its own generator, seeded by (seed, replication) only: the same
+    whatever the number of processes, the other replications or the order of a sweep.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(replication, MEMBER_KEY)))
+    return int(rng.integers(n_members))
+
+
 def replication_params(params: Config, replication: int,
                        members: list[dict[str, Any]] | None) -> Config:
-    """The parameters replication r runs with: ensemble member r % M when an ensemble is on."""
+    """The parameters replication r runs with: its drawn ensemble member when one is on."""
     if not members:
         return params
-    from sim.calibration import apply_point  # types the members' lists (surges) and validates
+    from sim.keys import apply_point  # types the members' values and validates
 
-    return apply_point(params, members[replication % len(members)])
+    return apply_point(params, members[member_index(params.seed, replication, len(members))])
 
 
-def _run_one(args: tuple[Config, int]) -> RunResult:
-    params, r = args
-    return simulate(params, replication=r)
+def _run_one(args: tuple[Config, int, int | None]) -> RunResult:
+    params, r, member = args
+    result = simulate(params, replication=r)
+    if member is not None:
+        result.summary["ensemble_member"] = member
+    return result
 
 
 def run_replications(params: Config, n: int | None = None, jobs: int | None = None,
@@ -65,7 +90,9 @@ def run_replications(params: Config, n: int | None = None, jobs: int | None = No
     n = params.replications if n is None else n
     jobs = params.jobs if jobs is None else jobs
     members = ensemble_members(params) if params.calibration.ensemble else None
-    tasks = [(replication_params(params, r, members), r) for r in range(first, first + n)]
+    tasks = [(replication_params(params, r, members), r,
+              member_index(params.seed, r, len(members)) if members else None)
+             for r in range(first, first + n)]
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=n, desc=f"{params.name}: replications", unit="rep", disable=not show or n < 2,
                file=sys.stderr)
@@ -96,7 +123,9 @@ class Results:
 
     @cached_property
     def daily(self) -> pd.DataFrame:
-        """Per day: the replication mean of every figure, and a 95 % band for the main ones."""
+        """Per day: the replication mean of every figure and, for the main ones, the 95 %
+        confidence band of the mean (``_low``, ``_high``) and the 95 % predictive interval
+        over replications (``_pred_low``, ``_pred_high``)."""
         if self.n == 1:
             return self.runs[0].daily
         first = self.runs[0].daily
@@ -109,6 +138,7 @@ class Results:
             out[c] = mean
             if c in BAND_COLUMNS:
                 out[f"{c}_low"], out[f"{c}_high"] = low, high
+                out[f"{c}_pred_low"], out[f"{c}_pred_high"] = percentile_band(stack[c])
         return out
 
     @cached_property
@@ -120,8 +150,12 @@ class Results:
 
     @cached_property
     def group_bands(self) -> pd.DataFrame:
-        """Long table: date, dimension, value, figure, mean, low, high (per destination, trusted
-        or not, civilian or military) for pending, approved and arrivals."""
+        """Long table: date, dimension, value, figure, mean, low, high, pred_low, pred_high (per
+        destination, trusted or not, civilian or military) for pending, approved and arrivals.
+
+        low/high: 95 % confidence band of the mean; pred_low/pred_high: 95 % predictive
+        interval over replications (all four NaN with one replication).
+        """
         rows = []
         dates = self.runs[0].daily["date"]
         for dim in GROUP_DIMS:
@@ -134,9 +168,11 @@ class Results:
                                    .reindex(dates, fill_value=0).to_numpy(dtype=float)
                                    for t in per_run])
                     mean, low, high = band(m)
+                    pred_low, pred_high = percentile_band(m)
                     rows.append(pd.DataFrame({"date": dates, "dimension": dim,
                                               "value": str(value), "figure": figure,
-                                              "mean": mean, "low": low, "high": high}))
+                                              "mean": mean, "low": low, "high": high,
+                                              "pred_low": pred_low, "pred_high": pred_high}))
         return pd.concat(rows, ignore_index=True)
 
     @cached_property
@@ -150,27 +186,33 @@ class Results:
 
     @cached_property
     def summary(self) -> dict[str, Any]:
-        """Headline figures: the replication mean, with a 95 % confidence interval per figure.
+        """Headline figures: the replication mean, with a 95 % confidence interval of the mean
+        (``ci95``) and a 95 % predictive interval over replications (``predictive95``) per
+        figure, each [low, high, replications defining it]; ``bands`` says which is which.
 
         The peak date is that of the mean backlog curve. In `clearance`, day counts are means
         over replications, `clearance_date` is the mean date when every replication cleared
         (else null), `cleared_in_replications` counts those that did, and `mean_curve` gives
-        the clearance of the mean backlog curve.
+        the clearance of the mean backlog curve. With a calibrated ensemble, `ensemble` names
+        its file, its number of members and the member each replication used.
         """
-        if self.n == 1:
-            out = copy.deepcopy(self.runs[0].summary)
-            out.update(replications=1, ci95={})
-            return out
-        flat = [_flatten(r.summary) for r in self.runs]
-        keys = [k for k in flat[0] if all(isinstance(f.get(k), int | float | type(None))
-                                          for f in flat)]
         out = copy.deepcopy(self.runs[0].summary)
-        ci = {}
+        out.pop("ensemble_member", None)  # per replication: reported in ensemble.used
+        if self.n == 1:
+            out.update(replications=1, ci95={}, predictive95={})
+            return self._with_notes(out)
+        flat = [_flatten(r.summary) for r in self.runs]
+        keys = [k for k in flat[0] if k != "ensemble_member"
+                and all(isinstance(f.get(k), int | float | type(None)) for f in flat)]
+        ci, predictive = {}, {}
         for key in keys:
-            mean, low, high = mean_ci([np.nan if f.get(key) is None else f[key] for f in flat])
+            values = [np.nan if f.get(key) is None else f[key] for f in flat]
+            mean, low, high = mean_ci(values)
             _set(out, key, None if np.isnan(mean) else mean)
             defined = sum(f.get(key) is not None for f in flat)
-            ci[key] = [None if np.isnan(low) else low, None if np.isnan(high) else high, defined]
+            ci[key] = [_none_if_nan(low), _none_if_nan(high), defined]
+            pred_low, pred_high = predictive_interval(values)
+            predictive[key] = [_none_if_nan(pred_low), _none_if_nan(pred_high), defined]
         daily = self.daily
         pending = daily["pending"].to_numpy()
         peak = clearance(pending).peak_day
@@ -188,7 +230,17 @@ class Results:
             pd.to_datetime(pd.Series(cleared)).mean().date().isoformat() if cl["cleared"]
             else None)
         cl["mean_curve"] = curve
-        out.update(replications=self.n, ci95=ci)
+        out.update(replications=self.n, ci95=ci, predictive95=predictive)
+        return self._with_notes(out)
+
+    def _with_notes(self, out: dict[str, Any]) -> dict[str, Any]:
+        """The ``bands`` note and, with an ensemble, which member each replication used."""
+        on = self.params.calibration.ensemble
+        out["bands"] = BANDS_NOTE + (" and calibrated ensemble members" if on else "")
+        if on:
+            out["ensemble"] = {"file": self.params.calibration.ensemble_file,
+                               "members": len(ensemble_members(self.params)),
+                               "used": [r.summary.get("ensemble_member") for r in self.runs]}
         return out
 
     # -- plots (see sim.plotting) ----------------------------------------------------------
@@ -217,6 +269,10 @@ def replicate(params: Config, n: int | None = None, jobs: int | None = None,
               progress: bool | None = None) -> Results:
     """Run a scenario's replications and aggregate them."""
     return Results(params, run_replications(params, n, jobs, progress=progress))
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if np.isnan(x) else x
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

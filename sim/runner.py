@@ -52,3 +52,29 @@ def simulate(params: Config, replication: int = 0,
                          cohort_day(params, n_days))
     recorder = model.run()
     return metrics.tabulate(params, recorder, clock, model.regimes, n_days)
+
+
+def parallel_map(fn, tasks: list, jobs: int = 1, desc: str = "", progress: bool | None = None,
+                 unit: str = "task") -> list:
+    """``[fn(t) for t in tasks]`` in ``jobs`` local processes, in order; the one pool every
+    study uses. Results do not depend on ``jobs``: each task carries its own seed. A progress
+    bar shows on a terminal (stderr) or in a notebook, never in a log file."""
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
+    out = []
+    with tqdm(total=len(tasks), desc=desc, unit=unit, disable=not show or len(tasks) < 2,
+              file=sys.stderr) as bar:
+        if jobs <= 1 or len(tasks) < 2:
+            for task in tasks:
+                out.append(fn(task))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+                for result in pool.map(fn, tasks):
+                    out.append(result)
+                    bar.update()
+    return out

@@ -34,7 +34,7 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sim.calibration import _step, get_path  # walking dotted keys: one implementation
+from sim import keys  # walking dotted keys: one implementation
 from sim.config import ConfigError, register, to_params, validate
 from sim.params import Config
 
@@ -147,9 +147,9 @@ def set_values(params: Config, values: dict[str, Any]) -> Config:
         *path, last = key.split(".")
         parent: Any = p
         for part in path:
-            parent = _step(parent, part)
+            parent = keys.step(parent, part)
         if dataclasses.is_dataclass(parent):
-            _step(parent, last)
+            keys.step(parent, last)
             current = getattr(parent, last)
             if isinstance(current, float) and not isinstance(value, float):
                 value = float(value)
@@ -168,7 +168,7 @@ def check_factors(params: Config, factors: Sequence[Factor]) -> None:
     """Every factor names a value of the scenario, and both ends of its range are valid."""
     for f in factors:
         try:
-            get_path(params, f.key)
+            keys.get(params, f.key)
         except (KeyError, IndexError, ValueError, TypeError):
             raise SettingsError(f"sensitivity.factors.{f.key}: no such key in scenario "
                                 f"{params.name}") from None

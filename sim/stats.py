@@ -1,5 +1,5 @@
 """Statistics over independent replications, in one place: means, confidence intervals,
-bands over time, and how many replications a figure needs."""
+predictive intervals, bands over time, and how many replications a figure needs."""
 
 from __future__ import annotations
 
@@ -36,6 +36,30 @@ def band(matrix: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarra
     mean = matrix.mean(axis=0)
     half = t_half_width(matrix, level, axis=0)
     return mean, mean - half, mean + half
+
+
+def percentile_band(matrix: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column predictive interval of a (replications x days) matrix: the (1 - level) / 2
+    and (1 + level) / 2 percentiles over the rows (numpy's linear interpolation).
+
+    Where one more replication would fall with probability ~ ``level``: unlike the band of the
+    mean, it does not shrink as replications grow. NaN with fewer than two replications.
+    """
+    matrix = np.asarray(matrix, dtype=float)
+    if matrix.shape[0] < 2:
+        empty = np.full(matrix.shape[1:], np.nan)
+        return empty, empty.copy()
+    low, high = np.percentile(matrix, [50 * (1 - level), 50 * (1 + level)], axis=0)
+    return low, high
+
+
+def predictive_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Predictive interval (low, high) of independent replications' values; NaNs ignored,
+    NaN with fewer than two defined values."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    low, high = percentile_band(x, level)
+    return float(low), float(high)
 
 
 def replications_needed(values: Sequence[float], relative_precision: float,

@@ -140,11 +140,13 @@ def test_progress_is_quiet_when_not_a_terminal(capfd):
 
 
 def test_ensemble_replications_use_their_members():
-    from sim.replications import ensemble_members
+    from sim.replications import ensemble_members, member_index
 
     params = sim.to_params(sim.load_config(["end_date=2025-05-31", "calibration.ensemble=true"]))
     members = ensemble_members(params)
     runs = run_replications(params, n=2)
     for r, run in enumerate(runs):
-        expected = members[r].get("officials.count", params.officials.count)
+        drawn = member_index(params.seed, r, len(members))
+        assert run.summary["ensemble_member"] == drawn
+        expected = members[drawn].get("officials.count", params.officials.count)
         assert run.daily["officials"].iloc[0] == expected

@@ -1,0 +1,122 @@
+"""Dotted settings (``arrivals.surges.0.size``): read, set and apply them on typed parameters.
+
+One implementation for every study: calibration points, ensemble members, sensitivity factors
+and sweeps all name settings this way. A key walks dataclass fields, list indices and mapping
+keys. Dates are ISO strings; a point's values are plain YAML types.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import typing
+from typing import Any
+
+import numpy as np
+
+from sim.params import Config
+
+
+def step(obj: Any, part: str) -> Any:
+    """One level down: a dataclass field, a list index or a mapping key (KeyError if none)."""
+    if dataclasses.is_dataclass(obj):
+        if part not in {f.name for f in dataclasses.fields(obj)}:
+            raise KeyError(part)
+        return getattr(obj, part)
+    if isinstance(obj, list):
+        return obj[int(part)]
+    return obj[part]
+
+
+def get(params: Config, key: str) -> Any:
+    """The value at a dotted key."""
+    obj: Any = params
+    for part in key.split("."):
+        obj = step(obj, part)
+    return obj
+
+
+def field_key(params: Config, key: str) -> str:
+    """The dotted key's longest prefix made of dataclass fields only (what apply_changes sets)."""
+    obj: Any = params
+    parts = []
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(obj):
+            break
+        parts.append(part)
+        obj = getattr(obj, part)
+    return ".".join(parts)
+
+
+def set_values(params: Config, values: dict[str, Any],
+               rebalance: dict[str, dict[str, float]] | None = None) -> Config:
+    """A copy of ``params`` with each dotted key set (not validated).
+
+    ``rebalance[key]``: weights of the other entries of the mapping ``key`` sits in; they share
+    what is left so that the mapping still sums to 1.
+    """
+    p = copy.deepcopy(params)
+    for key, value in values.items():
+        parts = key.split(".")
+        parent = get(p, ".".join(parts[:-1])) if len(parts) > 1 else p
+        last = parts[-1]
+        if dataclasses.is_dataclass(parent):
+            setattr(parent, last, value)
+        elif isinstance(parent, list):
+            parent[int(last)] = value
+        else:
+            parent[last] = value
+            if rebalance and key in rebalance:
+                _rebalance(parent, last, rebalance[key])
+    return p
+
+
+def _rebalance(shares: dict[str, float], fixed: str, weights: dict[str, float]) -> None:
+    """The other entries share ``1 - shares[fixed]`` by ``weights`` (6 decimals; the last one
+    takes the rounding, so the sum is 1)."""
+    others = [k for k in shares if k != fixed]
+    total = sum(weights.values())
+    left = 1.0 - shares[fixed]
+    for k in others:
+        shares[k] = round(left * weights[k] / total, 6)
+    shares[others[-1]] = round(left - sum(shares[k] for k in others[:-1]), 6)
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses, lists, mappings and numpy scalars as plain YAML types."""
+    if dataclasses.is_dataclass(value):
+        return {k: plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def point_of(params: Config, keys: typing.Iterable[str]) -> dict[str, Any]:
+    """The given settings of ``params`` as {dotted key: plain value} (an ensemble member)."""
+    return {k: plain(get(params, k)) for k in keys}
+
+
+def apply_point(params: Config, point: dict[str, Any]) -> Config:
+    """``params`` with a point (an ensemble member, a calibrated point) applied and validated.
+
+    A whole list of mappings (``arrivals.surges: [{...}]``, as older files hold) is turned back
+    into its dataclasses first.
+    """
+    from sim.config import validate  # validation lives with the schema
+
+    typed = {}
+    for key, value in point.items():
+        parts = key.split(".")
+        parent = get(params, ".".join(parts[:-1])) if len(parts) > 1 else params
+        if dataclasses.is_dataclass(parent) and isinstance(value, list):
+            args = typing.get_args(typing.get_type_hints(type(parent)).get(parts[-1]))
+            if args and dataclasses.is_dataclass(args[0]):
+                value = [args[0](**v) if isinstance(v, dict) else v for v in value]
+        typed[key] = value
+    p = set_values(params, typed)
+    validate(p)
+    return p

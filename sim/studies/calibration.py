@@ -1,0 +1,314 @@
+"""Calibration of a scenario against the articles' figures, and what it writes.
+
+:func:`calibrate` takes the scenario's parameters (composed by the entry point), the readings
+(``seeds/targets.yaml``) and the uncertain inputs (``configs/calibration/<scenario>.yaml``),
+runs the history match (:mod:`sim.studies.history_matching`), then checks the ensemble the way
+users will run it: the scenario with each replication drawing its own member. It writes
+``report.md``, ``points.csv``, ``ensemble_<scenario>.yaml`` and the representative point
+``<scenario>.yaml`` (the member least implausible overall, used when the ensemble is off).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as dt
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from sim import keys
+from sim.io import atomic_write
+from sim.params import Config
+from sim.studies import history_matching as hm
+from sim.studies import space
+from sim.studies.targets import (
+    Target,
+    TargetsError,
+    file_sha256,
+    last_date,
+    load_targets,
+    output_values,
+    select_targets,
+    target_days,
+)
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO_DIR / "configs"
+
+
+@dataclass
+class Settings:
+    """``configs/calibrate/*.yaml``: what to calibrate, against what, and how."""
+
+    name: str = "full"
+    scenario: str = "baseline_2025"
+    scenario_overrides: list[str] = field(default_factory=list)
+    targets_file: str = "seeds/targets.yaml"  # relative to the repository
+    ranges_file: str = "calibration/baseline_2025.yaml"  # relative to configs/
+    readings: list[str] = field(default_factory=list)  # ids replacing their group's default
+    drop_groups: list[str] = field(default_factory=list)
+    end_margin_days: int = 1  # runs stop this many days after the last target date
+    check_replications: int = 40  # the scenario run with the ensemble, to check the readings
+    install: bool = False  # also write configs/calibrated/<scenario>.yaml and the ensemble
+    match: hm.Settings = field(default_factory=hm.Settings)
+
+
+@dataclass
+class Calibration:
+    settings: Settings
+    match: hm.Match
+    base: Config
+    check: dict[str, Any]
+    provenance: dict[str, Any]
+
+    @property
+    def chosen_targets(self) -> list[Target]:
+        return [self.match.targets[k] for k in self.match.chosen]
+
+    def member_points(self) -> list[dict[str, Any]]:
+        return [self.match.values(i) for i in self.match.members]
+
+    def representative(self) -> dict[str, Any]:
+        """The member least implausible overall (the point a single-point run uses)."""
+        m = self.match
+        members = m.members if len(m.members) else np.arange(len(m.units))
+        return m.values(int(members[np.argmin(m.max_imp[members])]))
+
+
+def cut_to_targets(params: Config, targets: list[Target], margin_days: int) -> Config:
+    """The scenario stopped ``margin_days`` after the last target date, without plots."""
+    p = copy.deepcopy(params)
+    end = dt.date.fromisoformat(last_date(targets)) + dt.timedelta(days=margin_days)
+    p.end_date, p.horizon_days = end.isoformat(), None
+    p.replications, p.calibration.ensemble = 1, False
+    return p
+
+
+def calibrate(params: Config, settings: Settings, command: str = "",
+              log: Callable[[str], None] | None = None) -> Calibration:
+    """History-match ``params`` (the scenario, composed by the caller) and check the result."""
+    say = log or (lambda _msg: None)
+    targets = load_targets(REPO_DIR / settings.targets_file, params.start_date,
+                           params.end_date or "2100-01-01")
+    chosen_t = select_targets(targets, settings.readings, settings.drop_groups)
+    if not chosen_t:
+        raise TargetsError("calibrate: no readings chosen")
+    chosen = [targets.index(t) for t in chosen_t]
+    factors = space.load_factors(CONFIG_DIR / settings.ranges_file, params)
+    base = cut_to_targets(params, targets, settings.end_margin_days)
+    say(f"calibrating {settings.scenario}: {len(factors)} inputs, {len(chosen)} readings "
+        f"({', '.join(t.id for t in chosen_t)}), runs to {base.end_date}")
+    match = hm.history_match(base, factors, targets, chosen, settings.match, log=say)
+    if len(match.members) == 0:
+        say("no point is left: every simulated point is ruled out (see report.md)")
+    cal = Calibration(settings, match, base, {}, provenance(settings, command, match))
+    cal.check = check_ensemble(cal, say)
+    return cal
+
+
+def check_ensemble(cal: Calibration, say: Callable[[str], None]) -> dict[str, Any]:
+    """The scenario as users run it (each replication draws a member), against every reading:
+    per reading the share of replications inside, and the share inside all chosen at once."""
+    from sim.replications import run_replications
+
+    members = cal.member_points()
+    if not members:
+        return {}
+    path = Path(_temporary_ensemble(members))
+    try:
+        p = copy.deepcopy(cal.base)
+        p.calibration.ensemble, p.calibration.ensemble_file = True, str(path)
+        runs = run_replications(p, cal.settings.check_replications, cal.settings.match.jobs)
+    finally:
+        path.unlink(missing_ok=True)
+    targets = cal.match.targets
+    days = target_days(targets, p.start_date)
+    values = np.array([output_values(r, targets, days) for r in runs])  # (reps, targets)
+    inside = np.column_stack([t.inside(values[:, k]) for k, t in enumerate(targets)])
+    rows = []
+    for k, t in enumerate(targets):
+        lo, hi = np.percentile(values[:, k], [2.5, 97.5])
+        rows.append(dict(reading=t.id, chosen=k in cal.match.chosen, low=t.low, high=t.high,
+                         mean=float(values[:, k].mean()), predictive_low=float(lo),
+                         predictive_high=float(hi), share_inside=float(inside[:, k].mean())))
+    all_inside = float(inside[:, cal.match.chosen].all(axis=1).mean())
+    say(f"check: {len(runs)} replications of the scenario with the ensemble; "
+        f"{all_inside:.0%} inside every chosen reading at once")
+    return dict(replications=len(runs), seed=p.seed, rows=rows, share_all_inside=all_inside)
+
+
+def _temporary_ensemble(members: list[dict[str, Any]]) -> str:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump({"members": members}, f, sort_keys=False)
+        return f.name
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_DIR, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_DIR, capture_output=True, text=True).stdout.strip()
+        return out + (" (uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def provenance(settings: Settings, command: str, match: hm.Match) -> dict[str, Any]:
+    return dict(
+        date=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(), command=command,
+        git_commit=git_commit(), scenario=settings.scenario,
+        scenario_overrides=list(settings.scenario_overrides),
+        targets_file=settings.targets_file,
+        targets_sha256=file_sha256(REPO_DIR / settings.targets_file),
+        ranges_file=settings.ranges_file,
+        readings=[match.targets[k].id for k in match.chosen],
+        cutoff=settings.match.cutoff, discrepancy=dict(settings.match.discrepancy),
+        seed=settings.match.seed, runtime_s=round(match.seconds, 1),
+        simulation_cpu_s=round(sum(w.cpu_seconds for w in match.waves), 1))
+
+
+# -- tables and files --------------------------------------------------------------------------
+def wave_table(cal: Calibration) -> pd.DataFrame:
+    rows = [dataclasses.asdict(w) for w in cal.match.waves]
+    rows.append(dict(number="after", points=None, replications=None,
+                     region_share=cal.match.final_share, non_implausible_runs=None,
+                     seconds=None, cpu_seconds=None))
+    return pd.DataFrame(rows)
+
+
+def factor_table(cal: Calibration) -> pd.DataFrame:
+    """Each input: its prior, where it comes from, and the ensemble's 5-95 % range. An input
+    is constrained when the ensemble spans under half of its prior range (in unit terms)."""
+    m = cal.match
+    rows = []
+    for j, f in enumerate(m.factors):
+        u = m.units[m.members, j] if len(m.members) else np.array([])
+        lo, hi = (np.percentile(u, [5, 95]) if len(u) else (np.nan, np.nan))
+        rows.append(dict(input=f.key, prior_low=f.low, prior_high=f.high, scale=f.scale,
+                         source=f.source,
+                         ensemble_p05=f.value(min(lo, 0.999999)) if len(u) else None,
+                         ensemble_p95=f.value(min(hi, 0.999999)) if len(u) else None,
+                         share_of_prior=float(hi - lo) if len(u) else None,
+                         constrained=bool(len(u) and hi - lo < 0.5)))
+    return pd.DataFrame(rows)
+
+
+def points_table(cal: Calibration) -> pd.DataFrame:
+    m = cal.match
+    table = pd.DataFrame([m.values(i) for i in range(len(m.units))])
+    table.insert(0, "wave", m.wave_of)
+    for j, k in enumerate(m.chosen):
+        table[f"I:{m.targets[k].id}"] = m.imp[:, j]
+    for k, t in enumerate(m.targets):
+        table[f"mean:{t.id}"] = m.outputs[:, :, k].mean(axis=1)
+    table["max_implausibility"] = m.max_imp
+    table["ruled_out_later"] = m.ruled_out_later
+    table["member"] = False
+    table.loc[m.members, "member"] = True
+    return table
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    def fmt(x: Any) -> str:
+        if x is None or (isinstance(x, float) and np.isnan(x)):
+            return ""
+        if isinstance(x, float):
+            return f"{x:.3g}" if abs(x) < 1e5 else f"{x:,.0f}"
+        return str(x)
+
+    head = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "---|" * len(table.columns)
+    body = ["| " + " | ".join(fmt(v) for v in row) + " |"
+            for row in table.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def report_text(cal: Calibration) -> str:
+    m, s = cal.match, cal.settings
+    chosen = cal.chosen_targets
+    obs = pd.DataFrame([dict(reading=t.id, output=t.output, date=t.date, low=t.low,
+                             high=t.high, scale=t.scale, observed_z=t.observed,
+                             observation_sd=float(np.sqrt(t.observation_var)),
+                             discrepancy_sd=s.match.discrepancy[t.scale]) for t in chosen])
+    parts = [
+        f"# Calibration of {s.scenario} ({s.name})", "",
+        f"History matching with {len(m.factors)} inputs and {len(chosen)} readings; cutoff "
+        f"{s.match.cutoff} on the largest implausibility; {s.match.replications} replications "
+        f"a point with an emulated realisation variance. {len(m.units)} points simulated in "
+        f"{len(m.waves)} waves, {m.seconds:.0f} s. Ensemble: {len(m.members)} points not "
+        f"ruled out. Command: `{cal.provenance['command']}`.", "",
+        "## Readings, observation uncertainty and model discrepancy", "", _markdown(obs), "",
+        "## Waves: the share of the prior box not ruled out", "",
+        "`region_share`: share of the prior box inside the region a wave sampled (after the "
+        "earlier waves' emulators); the last row is the region left after the last wave.", "",
+        _markdown(wave_table(cal)), "",
+    ]
+    if cal.check:
+        check = pd.DataFrame(cal.check["rows"])
+        parts += [
+            "## Check: the scenario with the ensemble", "",
+            f"{cal.check['replications']} replications (seed {cal.check['seed']}), each drawing "
+            "its member; 95 % predictive interval over replications and members. Share of "
+            f"replications inside every chosen reading at once: "
+            f"**{cal.check['share_all_inside']:.0%}**.", "", _markdown(check), ""]
+    parts += [
+        "## Leave-one-reading-out cross-validation", "",
+        "Each chosen reading predicted from wave 1's points (a sample of the prior) that the "
+        "other chosen readings do not rule out.", "",
+        _markdown(pd.DataFrame(hm.leave_one_out(m))), "",
+        "## Every reading on the ensemble's runs", "",
+        "Alternative readings are scored on the same simulations: a low share is a conflict "
+        "between that reading and the chosen ones (a finding, not something to tune away).", "",
+        _markdown(pd.DataFrame(hm.alternatives(m))), "",
+        "## Inputs: prior and ensemble", "",
+        "`share_of_prior`: the ensemble's 5-95 % range as a share of the prior range; under "
+        "0.5 counts as constrained. Unconstrained inputs keep their prior uncertainty in the "
+        "ensemble's bands.", "", _markdown(factor_table(cal)), "",
+    ]
+    return "\n".join(parts)
+
+
+def ensemble_document(cal: Calibration) -> dict[str, Any]:
+    return dict(provenance=cal.provenance, members=cal.member_points())
+
+
+def point_text(cal: Calibration) -> str:
+    """The representative point as a scenario overlay (``# @package _global_``)."""
+    nested: dict[str, Any] = {}
+    for key, value in cal.representative().items():
+        node = nested
+        *path, last = key.split(".")
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = keys.plain(value)
+    head = (f"# @package _global_\n# Representative calibrated point of {cal.settings.scenario}"
+            f" (the ensemble member least implausible overall), written by sim.calibrate: do "
+            f"not edit by hand.\n# It applies when calibration.ensemble=false; with the ensemble"
+            f" on, each replication draws a member of ensemble_{cal.settings.scenario}.yaml.\n"
+            f"# command: {cal.provenance['command']}\n# git commit: "
+            f"{cal.provenance['git_commit']}\n")
+    return head + yaml.safe_dump(nested, sort_keys=False)
+
+
+def write_results(cal: Calibration, out_dir: Path, install_dir: Path | None = None) -> None:
+    """report.md, points.csv, the ensemble and the point; summary files last."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = cal.settings.scenario
+    ensemble = yaml.safe_dump(ensemble_document(cal), sort_keys=False)
+    point = point_text(cal)
+    report = report_text(cal)
+    atomic_write(out_dir / "points.csv", lambda tmp: points_table(cal).to_csv(tmp, index=False))
+    for folder in [out_dir] + ([install_dir] if install_dir is not None else []):
+        atomic_write(folder / f"ensemble_{name}.yaml", lambda tmp: tmp.write_text(ensemble))
+        atomic_write(folder / f"{name}.yaml", lambda tmp: tmp.write_text(point))
+    atomic_write(out_dir / "report.md", lambda tmp: tmp.write_text(report))
