@@ -207,8 +207,8 @@ def _check_frame(p: Config) -> None:
     ramp = p.officials.ramp
     if ramp.start_date is not None:
         _date("officials.ramp.start_date", ramp.start_date)
-        _within("officials.ramp.days", ramp.days, 0, 3650)
-        _within("officials.ramp.count", ramp.count, 1, 100_000)
+    _within("officials.ramp.days", ramp.days, 0, 3650)
+    _within("officials.ramp.count", ramp.count, 1, 100_000)
     _date("green_channel.start_date", p.green_channel.start_date)
     _at_least("replications", p.replications, 1)
     _at_least("jobs", p.jobs, 1)

@@ -216,6 +216,12 @@ BAD_INPUT = [
           CONFIG_ERROR),
     _case("incomplete-certain", ["incomplete.probability=1.0"], "incomplete.probability",
           CONFIG_ERROR),
+    _case("zero-scale", ["officials.scale=0"], "officials.scale", CONFIG_ERROR),
+    _case("negative-interagency", ["interagency.mean_working_days=-2"],
+          "interagency.mean_working_days", CONFIG_ERROR),
+    _case("served-last-unknown", ["queue.served_last=[Mars]"], "queue.served_last",
+          CONFIG_ERROR),
+    _case("ramp-zero-count", ["officials.ramp.count=0"], "officials.ramp.count", CONFIG_ERROR),
     _case("dedicated-none",
           ["green_channel.mode=dedicated", "green_channel.dedicated_officials=0"],
           "green_channel.dedicated_officials", CONFIG_ERROR),
@@ -268,7 +274,7 @@ def test_api_refuses_bad_overrides_with_one_line():
     from sim.config import ConfigError, load_config
 
     with pytest.raises(ConfigError, match=r"^officials\.cnt=3: no such setting; officials has: "
-                       r"count, hours_per_day, schedule$"):
+                       r"count, hours_per_day, schedule, ramp, scale$"):
         load_config(["officials.cnt=3"])
     with pytest.raises(ConfigError, match=r"no such scenario; available: .*mmc"):
         load_config(["scenario=nope"])

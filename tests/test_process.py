@@ -19,9 +19,11 @@ QUIET = ["arrivals.surges=[]", "officials.schedule=[]", "intake.mean_working_day
          "clearance.event=null", "officials.count=5", "arrivals.rate_per_day=100",
          "review.mean_hours=4",
          *[f"timeline.{e}=null" for e in ("geneva", "call", "london", "october_announced",
-                                          "october_suspended")],
+                                          "october_suspended", "us_hastened")],
          "incomplete.probability=0", "consultation.share=0", "licence.renewal_share=0",
-         "classes.military_share=0", "decision.deny_probability=0"]
+         "classes.military_share=0", "decision.deny_probability=0",
+         "officials.ramp.start_date=null", "queue.served_last=[]",
+         "interagency.mean_working_days=0", "calibration.ensemble=false"]
 
 
 def params(*overrides, base=("scenario=baseline_2025",)):

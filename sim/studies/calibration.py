@@ -114,10 +114,8 @@ def calibrate(params: Config, settings: Settings, command: str = "",
 
 
 def check_ensemble(cal: Calibration, say: Callable[[str], None]) -> dict[str, Any]:
-    """The scenario as users run it (each replication draws a member), against every reading:
-    per reading the share of replications inside, and the share inside all chosen at once."""
-    from sim.replications import run_replications
-
+    """The scenario as users run it, each replication drawing its member of the new ensemble,
+    against every reading (:func:`check_readings`)."""
     members = cal.member_points()
     if not members:
         return {}
@@ -125,23 +123,34 @@ def check_ensemble(cal: Calibration, say: Callable[[str], None]) -> dict[str, An
     try:
         p = copy.deepcopy(cal.base)
         p.calibration.ensemble, p.calibration.ensemble_file = True, str(path)
-        runs = run_replications(p, cal.settings.check_replications, cal.settings.match.jobs)
+        check = check_readings(p, cal.match.targets, cal.match.chosen,
+                               cal.settings.check_replications, cal.settings.match.jobs)
     finally:
         path.unlink(missing_ok=True)
-    targets = cal.match.targets
-    days = target_days(targets, p.start_date)
+    say(f"check: {check['replications']} replications of the scenario with the ensemble; "
+        f"{check['share_all_inside']:.0%} inside every chosen reading at once")
+    return check
+
+
+def check_readings(params: Config, targets: list[Target], chosen: list[int],
+                   replications: int, jobs: int = 1) -> dict[str, Any]:
+    """Replications of ``params`` against every reading: per reading the mean, the 95 %
+    predictive interval and the share of replications inside; and the share of replications
+    inside every chosen reading at once."""
+    from sim.replications import run_replications
+
+    runs = run_replications(params, replications, jobs)
+    days = target_days(targets, params.start_date)
     values = np.array([output_values(r, targets, days) for r in runs])  # (reps, targets)
     inside = np.column_stack([t.inside(values[:, k]) for k, t in enumerate(targets)])
     rows = []
     for k, t in enumerate(targets):
         lo, hi = np.percentile(values[:, k], [2.5, 97.5])
-        rows.append(dict(reading=t.id, chosen=k in cal.match.chosen, low=t.low, high=t.high,
+        rows.append(dict(reading=t.id, chosen=k in chosen, low=t.low, high=t.high,
                          mean=float(values[:, k].mean()), predictive_low=float(lo),
                          predictive_high=float(hi), share_inside=float(inside[:, k].mean())))
-    all_inside = float(inside[:, cal.match.chosen].all(axis=1).mean())
-    say(f"check: {len(runs)} replications of the scenario with the ensemble; "
-        f"{all_inside:.0%} inside every chosen reading at once")
-    return dict(replications=len(runs), seed=p.seed, rows=rows, share_all_inside=all_inside)
+    return dict(replications=len(runs), seed=params.seed, rows=rows,
+                share_all_inside=float(inside[:, chosen].all(axis=1).mean()))
 
 
 def _temporary_ensemble(members: list[dict[str, Any]]) -> str:
@@ -180,7 +189,7 @@ def provenance(settings: Settings, command: str, match: hm.Match) -> dict[str, A
 # -- tables and files --------------------------------------------------------------------------
 def wave_table(cal: Calibration) -> pd.DataFrame:
     rows = [dataclasses.asdict(w) for w in cal.match.waves]
-    rows.append(dict(number="after", points=None, replications=None,
+    rows.append(dict(number="after", points=None, runs=None,
                      region_share=cal.match.final_share, non_implausible_runs=None,
                      seconds=None, cpu_seconds=None))
     return pd.DataFrame(rows)
@@ -210,7 +219,7 @@ def points_table(cal: Calibration) -> pd.DataFrame:
     for j, k in enumerate(m.chosen):
         table[f"I:{m.targets[k].id}"] = m.imp[:, j]
     for k, t in enumerate(m.targets):
-        table[f"mean:{t.id}"] = m.outputs[:, :, k].mean(axis=1)
+        table[f"mean:{t.id}"] = np.nanmean(m.outputs[:, :, k], axis=1)
     table["max_implausibility"] = m.max_imp
     table["ruled_out_later"] = m.ruled_out_later
     table["member"] = False
@@ -243,10 +252,11 @@ def report_text(cal: Calibration) -> str:
     parts = [
         f"# Calibration of {s.scenario} ({s.name})", "",
         f"History matching with {len(m.factors)} inputs and {len(chosen)} readings; cutoff "
-        f"{s.match.cutoff} on the largest implausibility; {s.match.replications} replications "
-        f"a point with an emulated realisation variance. {len(m.units)} points simulated in "
-        f"{len(m.waves)} waves, {m.seconds:.0f} s. Ensemble: {len(m.members)} points not "
-        f"ruled out. Command: `{cal.provenance['command']}`.", "",
+        f"{s.match.cutoff} on the largest implausibility; one run a point, then "
+        f"{s.match.replications} in all for the points one run does not put beyond "
+        f"{s.match.screen_cutoff}, with an emulated realisation variance. {len(m.units)} "
+        f"points simulated in {len(m.waves)} waves, {m.seconds:.0f} s. Ensemble: "
+        f"{len(m.members)} points not ruled out. Command: `{cal.provenance['command']}`.", "",
         "## Readings, observation uncertainty and model discrepancy", "", _markdown(obs), "",
         "## Waves: the share of the prior box not ruled out", "",
         "`region_share`: share of the prior box inside the region a wave sampled (after the "

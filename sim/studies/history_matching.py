@@ -1,6 +1,9 @@
 """History matching in waves (Vernon et al. 2010; Andrianakis et al. 2015).
 
-1. Wave 1: a Latin hypercube over the prior box; each point runs ``replications`` times.
+1. Wave 1: a Latin hypercube over the prior box. Each point runs once; a point that one run
+   already puts far outside (implausibility above ``screen_cutoff`` with no realisation
+   variance, twice the cutoff by default) gets no more runs, the others run ``replications``
+   times in all. Replications go where they decide something.
 2. After each wave, a Gaussian-process emulator per target (scikit-learn) of the mean output on
    the target's scale, and one of the log variance of a single realisation (the pooled,
    emulated variance: a few replications per point give a noisy variance, the emulator
@@ -42,7 +45,8 @@ class Settings:
     discrepancy: dict[str, float] = field(default_factory=lambda: {"log": 0.05, "linear": 0.02})
     waves: int = 4  # at most
     points: int = 120  # simulated per wave
-    replications: int = 5  # per point; the realisation variance is emulated across points
+    replications: int = 4  # per point; the realisation variance is emulated across points
+    screen_cutoff: float = 6.0  # after one run, points above this get no further runs
     candidates: int = 20000  # prior samples estimating each region's share, drawing the next wave
     stop_ratio: float = 0.8  # stop once a wave keeps more than this share of the last region
     seed: int = 2025
@@ -53,7 +57,7 @@ class Settings:
 class Wave:
     number: int
     points: int
-    replications: int
+    runs: int  # simulations made (one per point, more for those not screened out)
     region_share: float  # share of the prior box not ruled out before this wave (1 for wave 1)
     non_implausible_runs: int  # of its simulated points, not ruled out by their own runs
     seconds: float
@@ -97,23 +101,45 @@ def point_seed(seed: int, wave: int, index: int) -> int:
     return int(np.random.SeedSequence(seed, spawn_key=(wave, index)).generate_state(1)[0])
 
 
-def _run_point(task: tuple[Config, int, list[Target], np.ndarray]) -> tuple[np.ndarray, float]:
-    params, n, targets, days = task
+def _run_point(task: tuple[Config, range, list[Target], np.ndarray]
+               ) -> tuple[np.ndarray, float]:
+    params, reps, targets, days = task
     cpu = time.process_time()
     values = np.array([output_values(simulate(params, replication=r), targets, days)
-                       for r in range(n)])
+                       for r in reps]).reshape(len(reps), len(targets))
     return values, time.process_time() - cpu
 
 
-def run_points(points: Sequence[Config], replications: int, targets: Sequence[Target],
+def run_points(points: Sequence[Config], replications: int | range, targets: Sequence[Target],
                jobs: int = 1, desc: str = "") -> tuple[np.ndarray, float]:
-    """(points, replications, targets) outputs, and the CPU seconds the simulations took."""
+    """(points, replications, targets) outputs, and the CPU seconds the simulations took.
+    ``replications``: a count (0..n-1) or a range of replication indices."""
+    reps = range(replications) if isinstance(replications, int) else replications
     if not points:
-        return np.empty((0, replications, len(targets))), 0.0
+        return np.empty((0, len(reps), len(targets))), 0.0
     days = target_days(targets, points[0].start_date)
-    tasks = [(p, replications, list(targets), days) for p in points]
+    tasks = [(p, reps, list(targets), days) for p in points]
     results = parallel_map(_run_point, tasks, jobs, desc=desc, unit="point")
     return np.array([v for v, _ in results]), sum(c for _, c in results)
+
+
+def screened_runs(points: Sequence[Config], targets: Sequence[Target], chosen: Sequence[int],
+                  s: Settings, desc: str) -> tuple[np.ndarray, float]:
+    """Outputs (points, replications, targets): one run each, then the other replications for
+    the points one run does not put beyond ``screen_cutoff`` (NaN for runs not made)."""
+    first, cpu = run_points(points, 1, targets, s.jobs, desc=f"{desc}, first runs")
+    out = np.full((len(points), s.replications, len(targets)), np.nan)
+    out[:, :1] = first
+    chosen_t = [targets[k] for k in chosen]
+    one = np.stack([implausibility(t, first[:, 0, k], 0.0, 0.0, s.discrepancy[t.scale])
+                    for t, k in zip(chosen_t, chosen, strict=True)], axis=1)
+    go = np.flatnonzero(np.nan_to_num(one, nan=np.inf).max(axis=1) <= s.screen_cutoff)
+    if s.replications > 1 and len(go):
+        rest, more = run_points([points[i] for i in go], range(1, s.replications), targets,
+                                s.jobs, desc=f"{desc}, more runs")
+        out[go, 1:] = rest
+        cpu += more
+    return out, cpu
 
 
 # -- emulators -----------------------------------------------------------------------------------
@@ -135,13 +161,22 @@ class Emulator:
         from sklearn.exceptions import ConvergenceWarning
 
         self.mean_gps, self.var_gps = [], []
-        means = scaled.mean(axis=1)
-        log_vars = np.log(scaled.var(axis=1, ddof=1) + 1e-10)
+        # Points screened out after one run inform the mean; the variance is learnt from the
+        # points with several runs.
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", (ConvergenceWarning, RuntimeWarning))
+            means = np.nanmean(scaled, axis=1)
+            runs = np.isfinite(scaled).sum(axis=1)
+            log_vars = np.log(np.nanvar(scaled, axis=1, ddof=1) + 1e-10)
             for k in range(scaled.shape[2]):
-                self.mean_gps.append(_gp(units.shape[1], seed + k).fit(units, means[:, k]))
-                self.var_gps.append(_gp(units.shape[1], seed + 100 + k).fit(units, log_vars[:, k]))
+                ok = np.isfinite(means[:, k])
+                self.mean_gps.append(_gp(units.shape[1], seed + k).fit(units[ok], means[ok, k]))
+                several = ok & (runs[:, k] > 1)
+                if several.sum() < 3:  # too few to learn a variance: none
+                    several = ok
+                    log_vars[:, k] = np.log(1e-10)
+                self.var_gps.append(_gp(units.shape[1], seed + 100 + k).fit(
+                    units[several], log_vars[several, k]))
 
     def predict(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Emulated mean, the emulator's variance of it, and the realisation variance:
@@ -178,10 +213,14 @@ def run_implausibility(scaled: np.ndarray, var_s: np.ndarray, targets: Sequence[
     """(points, targets) implausibility from the points' own runs: the mean of the replications
     on the target's scale, the (emulated) realisation variance, and its share var_s / n for the
     estimate of the mean."""
-    n = scaled.shape[1]
-    mean = scaled.mean(axis=1)
-    return np.stack([implausibility(t, _unscale(t, mean[:, k]), var_s[:, k], var_s[:, k] / n,
-                                    discrepancy[t.scale]) for k, t in enumerate(targets)], axis=1)
+    n = np.isfinite(scaled).sum(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(scaled, axis=1)
+    imp = np.stack([implausibility(t, _unscale(t, mean[:, k]), var_s[:, k],
+                                   var_s[:, k] / np.maximum(n[:, k], 1), discrepancy[t.scale])
+                    for k, t in enumerate(targets)], axis=1)
+    return np.nan_to_num(imp, nan=np.inf)  # a run that gave no value rules its point out
 
 
 # -- the waves -----------------------------------------------------------------------------------
@@ -222,7 +261,7 @@ def history_match(base: Config, factors: Sequence[space.Factor], targets: Sequen
         points = [space.point_params(base, factors, u) for u in units]
         for i, p in enumerate(points):
             p.seed = point_seed(s.seed, w, i)
-        outputs, cpu = run_points(points, s.replications, targets, s.jobs, desc=f"wave {w}")
+        outputs, cpu = screened_runs(points, targets, chosen, s, desc=f"wave {w}")
         scaled = scaled_outputs(outputs[:, :, chosen], chosen_targets)
         em = Emulator(units, scaled, point_seed(s.seed, w, -3 % 2**31) % 2**16)
         _, _, var_s = em.predict(units)
@@ -233,10 +272,11 @@ def history_match(base: Config, factors: Sequence[space.Factor], targets: Sequen
         out_all.append(outputs)
         imp_all.append(imp)
         ok = int((imp.max(axis=1) <= s.cutoff).sum())
-        waves.append(Wave(w, len(units), s.replications, share if w > 1 else 1.0, ok,
+        runs = int(np.isfinite(outputs[:, :, chosen[0]]).sum())
+        waves.append(Wave(w, len(units), runs, share if w > 1 else 1.0, ok,
                           time.monotonic() - t0, cpu))
-        say(f"wave {w}: {len(units)} points x {s.replications} replications, {ok} not ruled "
-            f"out by their runs, {time.monotonic() - t0:.0f} s")
+        say(f"wave {w}: {len(units)} points, {runs} runs, {ok} not ruled out by their runs, "
+            f"{time.monotonic() - t0:.0f} s ({cpu:.0f} s of CPU)")
     units = np.vstack(units_all)
     wave_of = np.concatenate(wave_all)
     # A point simulated in wave k is checked against the emulators of the waves after it.
@@ -304,6 +344,6 @@ def alternatives(match: Match) -> list[dict[str, Any]]:
         rows.append(dict(reading=t.id, group=t.group, chosen=k in match.chosen,
                          low=t.low, high=t.high,
                          share_of_runs_inside=float(t.inside(v).mean()) if v.size else 0.0,
-                         share_of_members_inside=float(t.inside(v.mean(axis=1)).mean())
+                         share_of_members_inside=float(t.inside(np.nanmean(v, axis=1)).mean())
                          if v.size else 0.0))
     return rows

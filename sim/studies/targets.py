@@ -7,8 +7,9 @@ a one-sided bound. Implausibility follows Vernon et al. (2010) and Andrianakis e
 
 on the target's scale (log10 for counts), where ``z`` is the observed value (the interval's
 centre, or the bound), ``d`` the distance to it (one-sided for a bound), ``V_obs`` the
-observation variance (a quarter of the interval's width, squared, plus the binomial variance of a
-share counted on a tally of ``sample_size`` files), ``V_md`` the model discrepancy, ``V_s`` the
+observation variance (a sixth of the interval's width, squared, so that with no other
+uncertainty the interval's ends fall at the cutoff of 3; plus the binomial variance of a share
+counted on a tally of ``sample_size`` files), ``V_md`` the model discrepancy, ``V_s`` the
 variance of one realisation of the stochastic model (the world is one draw) and ``V_m`` the
 uncertainty of the estimate of E[f(x)] (the emulator's, or ``V_s / n`` for n replications).
 """
@@ -76,7 +77,7 @@ class Target:
     def observation_var(self) -> float:
         if self.low is not None and self.high is not None:
             lo, hi = self.to_scale([self.low, self.high])
-            var = ((hi - lo) / 4.0) ** 2
+            var = ((hi - lo) / 6.0) ** 2
         else:
             var = float(self.sd) ** 2
         if self.sample_size:
