@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from sim.config import ConfigError, check_overrides, register, to_params
+from sim.config import ConfigError, check_overrides, keep_overrides, register, to_params
 
 register()
 
@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        params = to_params(cfg)
+        params = to_params(keep_overrides(cfg, HydraConfig.get().overrides.task))
     except ConfigError as err:
         if multirun:  # let Hydra mark the job failed and carry on with the sweep
             (out_dir / "error.txt").write_text(f"error: {err}\n")

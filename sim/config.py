@@ -98,7 +98,21 @@ def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> D
     register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides))
+        cfg = compose(config_name=config_name, overrides=list(overrides))
+    return keep_overrides(cfg, overrides) if config_name == "config" else cfg
+
+
+def keep_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """Add the settings the overrides name to ``calibration.keep``: a value the user sets wins
+    over the calibrated ensemble's member (see sim.replications.kept_out)."""
+    names = []
+    for text in overrides:
+        key = text.split("=", 1)[0].lstrip("+~")
+        if key and not key.startswith("hydra") and key not in ("scenario",) and "@" not in key:
+            names.append(key)
+    if names and "calibration" in cfg:
+        cfg.calibration.keep = [*cfg.calibration.keep, *names]
+    return cfg
 
 
 # -- value checks ----------------------------------------------------------------------------

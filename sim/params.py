@@ -212,9 +212,14 @@ class ClearanceConfig:
 
 @dataclass
 class CalibrationConfig:
-    # true: replication r runs with ensemble member r % M (parameter uncertainty in the bands)
+    # true: each replication runs with an ensemble member drawn from (seed, replication), so
+    # the bands carry the calibrated inputs' uncertainty
     ensemble: bool = False
     ensemble_file: str = "calibrated/ensemble_baseline_2025.yaml"  # relative to configs/
+    # Settings the members must not change, so that a lever set by the user wins over the
+    # ensemble: the command line's and sim.load_config's overrides are added automatically; a
+    # scenario file that sets a calibrated input lists it here.
+    keep: list[str] = field(default_factory=list)
 
 
 @dataclass

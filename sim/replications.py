@@ -72,7 +72,28 @@ def replication_params(params: Config, replication: int,
         return params
     from sim.keys import apply_point  # types the members' values and validates
 
-    return apply_point(params, members[member_index(params.seed, replication, len(members))])
+    member = members[member_index(params.seed, replication, len(members))]
+    return apply_point(params, kept_out(params, member))
+
+
+def kept_out(params: Config, member: dict[str, Any]) -> dict[str, Any]:
+    """The member without the settings the user set (``calibration.keep``), nor those of
+    timeline events the scenario dropped."""
+    from sim import keys
+
+    kept = params.calibration.keep
+
+    def clash(key: str) -> bool:
+        return any(key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in kept)
+
+    def exists(key: str) -> bool:
+        try:
+            keys.get(params, key)
+            return True
+        except (KeyError, IndexError, ValueError, TypeError):
+            return False
+
+    return {k: v for k, v in member.items() if not clash(k) and exists(k)}
 
 
 def _run_one(args: tuple[Config, int, int | None]) -> RunResult:

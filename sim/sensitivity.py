@@ -141,8 +141,10 @@ def scenario_params(s: Settings) -> Config:
 
 
 def set_values(params: Config, values: dict[str, Any]) -> Config:
-    """A validated copy of ``params`` with each dotted key set (ConfigError if not allowed)."""
+    """A validated copy of ``params`` with each dotted key set (ConfigError if not allowed).
+    The keys join ``calibration.keep``, so that no ensemble member overrides a factor."""
     p = copy.deepcopy(params)
+    p.calibration.keep = [*p.calibration.keep, *values]
     for key, value in values.items():
         *path, last = key.split(".")
         parent: Any = p

@@ -135,3 +135,20 @@ def test_run_folder_and_figures_show_the_predictive_band(ensemble_file, tmp_path
     plain = sim.run(tiny(), replications=3).plot_backlog()
     texts = [t.get_text() for t in plain.axes[0].get_legend().get_texts()]
     assert any(t.endswith("95 % predictive interval (replications)") for t in texts), texts
+
+
+def test_a_setting_the_user_overrides_wins_over_the_members(ensemble_file):
+    """officials.count is set by every member; named on the command line (or in load_config),
+    it stays at the user's value in every replication, while a member-only setting varies."""
+    from sim.replications import replication_params
+
+    members = [{"officials.count": c, "review.mean_days": 0.5 + k}
+               for k, c in enumerate(COUNTS)]
+    ensemble_file.write_text(yaml.safe_dump({"members": members}))
+    params = tiny(ensemble_file, "officials.count=9")
+    assert "officials.count" in params.calibration.keep
+    runs = [replication_params(params, r, members) for r in range(12)]
+    assert {p.officials.count for p in runs} == {9}
+    assert len({p.review.mean_days for p in runs}) > 1
+    free = tiny(ensemble_file)
+    assert {replication_params(free, r, members).officials.count for r in range(12)} <= set(COUNTS)

@@ -2,7 +2,7 @@
 
 1. Wave 1: a Latin hypercube over the prior box. Each point runs once; a point that one run
    already puts far outside (implausibility above ``screen_cutoff`` with no realisation
-   variance, twice the cutoff by default) gets no more runs, the others run ``replications``
+   variance; 5 by default, well above the cutoff of 3) gets no more runs, the others run ``replications``
    times in all. Replications go where they decide something.
 2. After each wave, a Gaussian-process emulator per target (scikit-learn) of the mean output on
    the target's scale, and one of the log variance of a single realisation (the pooled,
@@ -46,7 +46,7 @@ class Settings:
     waves: int = 4  # at most
     points: int = 120  # simulated per wave
     replications: int = 4  # per point; the realisation variance is emulated across points
-    screen_cutoff: float = 6.0  # after one run, points above this get no further runs
+    screen_cutoff: float = 5.0  # after one run, points above this get no further runs
     candidates: int = 20000  # prior samples estimating each region's share, drawing the next wave
     stop_ratio: float = 0.8  # stop once a wave keeps more than this share of the last region
     seed: int = 2025
