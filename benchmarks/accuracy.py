@@ -46,19 +46,21 @@ def theory(replications: int, jobs: int) -> None:
 
 def fit(replications: int, jobs: int) -> None:
     from sim.studies.calibration import check_readings
+    from sim.studies.history_matching import Settings
     from sim.studies.targets import load_targets, select_targets
 
     params = to_params(load_config([f"end_date={CALIBRATION_END}"]))
     targets = load_targets("seeds/targets.yaml", params.start_date, params.end_date)
     chosen = [targets.index(t) for t in select_targets(targets)]
-    check = check_readings(params, targets, chosen, replications, jobs)
+    check = check_readings(params, targets, chosen, replications, Settings(jobs=jobs))
     print(f"\nCalibrated baseline with its ensemble against every reading ({replications} "
           f"replications, seed {params.seed}; * = chosen)")
     for row in check["rows"]:
         print(f"  {'*' if row['chosen'] else ' '} {row['reading']:34s} [{row['low']}, "
               f"{row['high']}]  mean {row['mean']:10.4g}  95 % predictive "
               f"{row['predictive_low']:.4g}..{row['predictive_high']:.4g}  inside "
-              f"{row['share_inside']:.2f}")
+              f"{row['share_inside']:.2f}  implausibility {row['implausibility']:.2f} "
+              f"{'met' if row['met'] else 'NOT MET'}")
     print(f"  every chosen reading inside at once: {check['share_all_inside']:.2f} of the "
           "replications")
 

@@ -22,7 +22,7 @@ from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException
 from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, OmegaConf, ValidationError
 
-from sim import policies
+from sim import keys, policies
 from sim.params import (
     CALENDAR_KINDS,
     DESTINATIONS,
@@ -107,7 +107,9 @@ def keep_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     over the calibrated ensemble's member (see sim.replications.kept_out)."""
     names = []
     for text in overrides:
-        key = text.split("=", 1)[0].lstrip("+~")
+        if text.startswith("~"):  # a deletion leaves nothing to keep
+            continue
+        key = text.split("=", 1)[0].lstrip("+")
         if key and not key.startswith("hydra") and key not in ("scenario",) and "@" not in key:
             names.append(key)
     if names and "calibration" in cfg:
@@ -236,6 +238,11 @@ def _check_frame(p: Config) -> None:
     if c.event is not None and c.event not in p.timeline:
         raise ConfigError("clearance.event", c.event,
                           f"must be null or a timeline event: {', '.join(p.timeline) or 'none'}")
+    for key in p.calibration.keep:
+        try:
+            keys.get(p, key)
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise ConfigError("calibration.keep", key, "no such setting in the scenario") from None
     if p.calibration.ensemble:
         path = CONFIG_DIR / p.calibration.ensemble_file
         if not path.is_file():

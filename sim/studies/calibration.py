@@ -32,6 +32,7 @@ from sim.studies.targets import (
     Target,
     TargetsError,
     file_sha256,
+    implausibility,
     last_date,
     load_targets,
     output_values,
@@ -124,7 +125,7 @@ def check_ensemble(cal: Calibration, say: Callable[[str], None]) -> dict[str, An
         p = copy.deepcopy(cal.base)
         p.calibration.ensemble, p.calibration.ensemble_file = True, str(path)
         check = check_readings(p, cal.match.targets, cal.match.chosen,
-                               cal.settings.check_replications, cal.settings.match.jobs)
+                               cal.settings.check_replications, cal.settings.match)
     finally:
         path.unlink(missing_ok=True)
     say(f"check: {check['replications']} replications of the scenario with the ensemble; "
@@ -133,22 +134,29 @@ def check_ensemble(cal: Calibration, say: Callable[[str], None]) -> dict[str, An
 
 
 def check_readings(params: Config, targets: list[Target], chosen: list[int],
-                   replications: int, jobs: int = 1) -> dict[str, Any]:
+                   replications: int, match: hm.Settings) -> dict[str, Any]:
     """Replications of ``params`` against every reading: per reading the mean, the 95 %
-    predictive interval and the share of replications inside; and the share of replications
-    inside every chosen reading at once."""
+    predictive interval, the share of replications inside the words' interval, and whether the
+    reading is met: the implausibility of the predictive mean, with the predictive variance in
+    place of the realisation variance, at most the cutoff. Last, the share of replications
+    inside every chosen reading's interval at once."""
     from sim.replications import run_replications
 
-    runs = run_replications(params, replications, jobs)
+    runs = run_replications(params, replications, match.jobs)
     days = target_days(targets, params.start_date)
     values = np.array([output_values(r, targets, days) for r in runs])  # (reps, targets)
     inside = np.column_stack([t.inside(values[:, k]) for k, t in enumerate(targets)])
     rows = []
     for k, t in enumerate(targets):
         lo, hi = np.percentile(values[:, k], [2.5, 97.5])
+        scaled = t.to_scale(values[:, k])
+        centre = 10 ** scaled.mean() if t.scale == "log" else scaled.mean()
+        imp = float(implausibility(t, centre, scaled.var(ddof=1), 0.0,
+                                   match.discrepancy[t.scale]))
         rows.append(dict(reading=t.id, chosen=k in chosen, low=t.low, high=t.high,
                          mean=float(values[:, k].mean()), predictive_low=float(lo),
-                         predictive_high=float(hi), share_inside=float(inside[:, k].mean())))
+                         predictive_high=float(hi), share_inside=float(inside[:, k].mean()),
+                         implausibility=imp, met=imp <= match.cutoff))
     return dict(replications=len(runs), seed=params.seed, rows=rows,
                 share_all_inside=float(inside[:, chosen].all(axis=1).mean()))
 
@@ -294,24 +302,35 @@ def ensemble_document(cal: Calibration) -> dict[str, Any]:
 
 def point_text(cal: Calibration) -> str:
     """The representative point as a scenario overlay (``# @package _global_``)."""
-    nested: dict[str, Any] = {}
-    for key, value in cal.representative().items():
-        node = nested
-        *path, last = key.split(".")
-        for part in path:
-            node = node.setdefault(part, {})
-        node[last] = keys.plain(value)
     head = (f"# @package _global_\n# Representative calibrated point of {cal.settings.scenario}"
             f" (the ensemble member least implausible overall), written by sim.calibrate: do "
             f"not edit by hand.\n# It applies when calibration.ensemble=false; with the ensemble"
             f" on, each replication draws a member of ensemble_{cal.settings.scenario}.yaml.\n"
             f"# command: {cal.provenance['command']}\n# git commit: "
             f"{cal.provenance['git_commit']}\n")
-    return head + yaml.safe_dump(nested, sort_keys=False)
+    return head + overlay_yaml(cal.base, cal.representative())
+
+
+def overlay_yaml(params: Config, point: dict[str, Any]) -> str:
+    """A point as nested YAML a scenario can load after it. A key that runs through a list
+    (``arrivals.surges.0.size``) writes the whole list, since Hydra replaces lists whole."""
+    p = keys.apply_point(params, point)
+    nested: dict[str, Any] = {}
+    for key in point:
+        parts = key.split(".")
+        for i in range(1, len(parts)):  # cut the key at the first list
+            if isinstance(keys.get(p, ".".join(parts[:i])), list):
+                parts = parts[:i]
+                break
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = keys.plain(keys.get(p, ".".join(parts)))
+    return yaml.safe_dump(nested, sort_keys=False)
 
 
 def write_results(cal: Calibration, out_dir: Path, install_dir: Path | None = None) -> None:
-    """report.md, points.csv, the ensemble and the point; summary files last."""
+    """report.md, points.csv, the ensemble and the point (with the report, also installed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = cal.settings.scenario
     ensemble = yaml.safe_dump(ensemble_document(cal), sort_keys=False)
@@ -322,3 +341,5 @@ def write_results(cal: Calibration, out_dir: Path, install_dir: Path | None = No
         atomic_write(folder / f"ensemble_{name}.yaml", lambda tmp: tmp.write_text(ensemble))
         atomic_write(folder / f"{name}.yaml", lambda tmp: tmp.write_text(point))
     atomic_write(out_dir / "report.md", lambda tmp: tmp.write_text(report))
+    if install_dir is not None:
+        atomic_write(install_dir / f"report_{name}.md", lambda tmp: tmp.write_text(report))

@@ -2,8 +2,8 @@
 
 1. Wave 1: a Latin hypercube over the prior box. Each point runs once; a point that one run
    already puts far outside (implausibility above ``screen_cutoff`` with no realisation
-   variance; 5 by default, well above the cutoff of 3) gets no more runs, the others run ``replications``
-   times in all. Replications go where they decide something.
+   variance; 5 by default, well above the cutoff of 3) gets no more runs, the others run
+   ``replications`` times in all. Replications go where they decide something.
 2. After each wave, a Gaussian-process emulator per target (scikit-learn) of the mean output on
    the target's scale, and one of the log variance of a single realisation (the pooled,
    emulated variance: a few replications per point give a noisy variance, the emulator
@@ -224,6 +224,12 @@ def run_implausibility(scaled: np.ndarray, var_s: np.ndarray, targets: Sequence[
 
 
 # -- the waves -----------------------------------------------------------------------------------
+# Spawn keys (wave, index) of the seeds that are not a design point's: a wave's candidate
+# sample, its pick among them, its emulators' optimiser; and the sample measuring the region
+# left after the last wave.
+_CANDIDATES, _PICK, _EMULATOR = 2**31 - 1, 2**31 - 2, 2**31 - 3
+_FINAL_WAVE = 99
+
 def history_match(base: Config, factors: Sequence[space.Factor], targets: Sequence[Target],
                   chosen: Sequence[int], settings: Settings,
                   log: Callable[[str], None] | None = None) -> Match:
@@ -241,7 +247,7 @@ def history_match(base: Config, factors: Sequence[space.Factor], targets: Sequen
         if w == 1:
             units = space.lhs(s.points, d, point_seed(s.seed, 0, 0))
         else:
-            cand = space.lhs(s.candidates, d, point_seed(s.seed, w, -1 % 2**31))
+            cand = space.lhs(s.candidates, d, point_seed(s.seed, w, _CANDIDATES))
             keep = _not_ruled_out(cand, emulators, chosen_targets, s)
             new_share = float(keep.mean())
             say(f"wave {w}: {new_share:.2%} of the prior box not ruled out after wave {w - 1}")
@@ -255,7 +261,7 @@ def history_match(base: Config, factors: Sequence[space.Factor], targets: Sequen
                     " of the last); stopping")
                 break
             share = new_share
-            pick = np.random.default_rng(point_seed(s.seed, w, -2 % 2**31)).permutation(
+            pick = np.random.default_rng(point_seed(s.seed, w, _PICK)).permutation(
                 np.flatnonzero(keep))[:s.points]
             units = cand[np.sort(pick)]
         points = [space.point_params(base, factors, u) for u in units]
@@ -263,7 +269,7 @@ def history_match(base: Config, factors: Sequence[space.Factor], targets: Sequen
             p.seed = point_seed(s.seed, w, i)
         outputs, cpu = screened_runs(points, targets, chosen, s, desc=f"wave {w}")
         scaled = scaled_outputs(outputs[:, :, chosen], chosen_targets)
-        em = Emulator(units, scaled, point_seed(s.seed, w, -3 % 2**31) % 2**16)
+        em = Emulator(units, scaled, point_seed(s.seed, w, _EMULATOR) % 2**16)
         _, _, var_s = em.predict(units)
         imp = run_implausibility(scaled, var_s, chosen_targets, s.discrepancy)
         emulators.append(em)
@@ -285,7 +291,7 @@ def history_match(base: Config, factors: Sequence[space.Factor], targets: Sequen
         rows = wave_of < k
         if rows.any():
             later[rows] |= ~_not_ruled_out(units[rows], [em], chosen_targets, s)
-    final = space.lhs(s.candidates, d, point_seed(s.seed, 99, 0))
+    final = space.lhs(s.candidates, d, point_seed(s.seed, _FINAL_WAVE, 0))
     final_share = float(_not_ruled_out(final, emulators, chosen_targets, s).mean())
     say(f"after {len(waves)} waves: {final_share:.2%} of the prior box not ruled out")
     return Match(list(factors), list(targets), list(chosen), units, wave_of,
