@@ -25,6 +25,7 @@ from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, OmegaConf
 from sim import keys, policies
 from sim.params import (
     CALENDAR_KINDS,
+    CLEARANCE_BACKLOGS,
     DESTINATIONS,
     ELEMENT_GROUPS,
     GREEN_CHANNEL_MODES,
@@ -110,7 +111,8 @@ def keep_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         if text.startswith("~"):  # a deletion leaves nothing to keep
             continue
         key = text.split("=", 1)[0].lstrip("+")
-        if key and not key.startswith("hydra") and key not in ("scenario",) and "@" not in key:
+        if key and not key.startswith("hydra") and key not in ("scenario",) and "@" not in key \
+                and OmegaConf.select(cfg, key, default=None) is not None:  # not dropped
             names.append(key)
     if names and "calibration" in cfg:
         cfg.calibration.keep = [*cfg.calibration.keep, *names]
@@ -229,6 +231,7 @@ def _check_frame(p: Config) -> None:
     _at_least("replications", p.replications, 1)
     _at_least("jobs", p.jobs, 1)
     c = p.clearance
+    _one_of("clearance.backlog", c.backlog, CLEARANCE_BACKLOGS)
     if not 0 < c.fraction_of_peak <= 1:
         raise ConfigError("clearance.fraction_of_peak", c.fraction_of_peak, "must be in (0, 1]")
     if c.level is not None:

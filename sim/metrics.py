@@ -148,12 +148,16 @@ def _cohort_remaining(rec: Recorder, pending: np.ndarray) -> np.ndarray | None:
 def clearable(params: Config, daily: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
     """The backlog whose clearance is measured, and the cohort's part of it, per day.
 
-    Pending applications, less those held for ever unless ``clearance.count_held``.
+    ``clearance.backlog=waiting``: applications waiting for an official. ``pending``: pending
+    applications, less those held for ever unless ``clearance.count_held``. The cohort is
+    followed until decided either way (less its held files unless counted).
     """
     leave_out = not params.clearance.count_held
     pending = daily["pending"].to_numpy(dtype=float)
     if leave_out:
         pending = pending - daily["held"].to_numpy(dtype=float)
+    if params.clearance.backlog == "waiting":
+        pending = daily["waiting"].to_numpy(dtype=float)
     if "cohort_pending" not in daily:
         return pending, None
     cohort = daily["cohort_pending"].to_numpy(dtype=float)
@@ -175,6 +179,7 @@ def clearance_summary(params: Config, daily: pd.DataFrame,
 
     cl = clearance(pending, c.fraction_of_peak, c.level)
     out: dict[str, Any] = {
+        "backlog": c.backlog,
         "held_counted": c.count_held,
         "threshold": cl.threshold,
         "cleared": cl.cleared_day is not None,

@@ -20,6 +20,7 @@ MILITARY_POLICIES = ("deny", "hold", "reject_at_intake")
 GREEN_CHANNEL_MODES = ("off", "priority", "dedicated")
 CALENDAR_KINDS = ("china", "every_day")
 REVIEW_DISTRIBUTIONS = ("exponential", "lognormal")
+CLEARANCE_BACKLOGS = ("waiting", "pending")
 
 
 @dataclass
@@ -203,8 +204,14 @@ class ClearanceConfig:
     # when level is set.
     fraction_of_peak: float = 0.1
     level: int | None = None
-    # false: applications held for ever (military.policy=hold) are left out of the backlog
-    # whose clearance is measured, since no number of officials can clear them; true: counted.
+    # The backlog whose clearance is measured. waiting: applications waiting for an official
+    # (the work the pool has not reached); pending: every application not yet decided, which
+    # also counts files at intake, with the applicant, in other agencies' review, and held.
+    # With elapsed stages pending never falls below the files in normal processing (Little's
+    # law: filings a day times days in process), so `waiting` is the default.
+    backlog: str = "waiting"
+    # With backlog=pending: false leaves out applications held for ever
+    # (military.policy=hold), since no number of officials can clear them; true counts them.
     count_held: bool = False
     cohort_date: str | None = None  # follow the applications pending at this date's end
     event: str | None = None  # timeline event to count days-to-clearance from

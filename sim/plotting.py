@@ -102,10 +102,15 @@ def backlog_figure(params: Config, daily: pd.DataFrame, summary: dict[str, Any] 
         _with_band(ax, dates, daily, "past_statutory_limit", PALETTE[3],
                    "of which past the 45-working-day limit", band_label=False,
                    predictive=predictive)
+    if params.clearance.backlog == "waiting":
+        _with_band(ax, dates, daily, "waiting", PALETTE[1],
+                   "of which waiting for an official (the backlog whose clearance is measured)",
+                   band_label=False, predictive=predictive)
     if "held" in daily and daily["held"].any():
         ax.plot(dates, daily["held"], color=PALETTE[4], lw=1.2, ls="--",
                 label="of which held for ever (military, never reviewed)"
-                + ("" if params.clearance.count_held else "; not counted for clearance"))
+                + ("" if params.clearance.count_held and params.clearance.backlog == "pending"
+                   else "; not counted for clearance"))
     _band_entries(ax, "pending_low" in daily,
                   predictive if "pending_pred_low" in daily else None)
     _events(ax, params, dates)

@@ -9,8 +9,6 @@ the bands cover both the model's randomness and the calibrated parameters' uncer
 from __future__ import annotations
 
 import copy
-import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,13 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from tqdm.auto import tqdm
 
 from sim.clearance import clearance
 from sim.metrics import RunResult, clearance_summary
 from sim.params import Config
 from sim.recorder import CLASS_DIMS, WaitHistogram
-from sim.runner import simulate
+from sim.runner import parallel_map, simulate
 from sim.stats import band, mean_ci, percentile_band, predictive_interval
 
 BAND_COLUMNS = ("pending", "approved", "denied", "withdrawn", "arrivals", "waiting",
@@ -107,28 +104,15 @@ def _run_one(args: tuple[Config, int, int | None]) -> RunResult:
 def run_replications(params: Config, n: int | None = None, jobs: int | None = None,
                      first: int = 0, progress: bool | None = None) -> list[RunResult]:
     """Replications first..first+n-1, in ``jobs`` processes; order and numbers do not depend
-    on ``jobs``. A progress bar shows on a terminal (stderr) only."""
+    on ``jobs``. They run through :func:`sim.runner.parallel_map`, the pool every study uses."""
     n = params.replications if n is None else n
     jobs = params.jobs if jobs is None else jobs
     members = ensemble_members(params) if params.calibration.ensemble else None
     tasks = [(replication_params(params, r, members), r,
               member_index(params.seed, r, len(members)) if members else None)
              for r in range(first, first + n)]
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=n, desc=f"{params.name}: replications", unit="rep", disable=not show or n < 2,
-               file=sys.stderr)
-    results = []
-    with bar:
-        if jobs <= 1 or n < 2:
-            for task in tasks:
-                results.append(_run_one(task))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=min(jobs, n)) as pool:
-                for result in pool.map(_run_one, tasks):
-                    results.append(result)
-                    bar.update()
-    return results
+    return parallel_map(_run_one, tasks, jobs, desc=f"{params.name}: replications",
+                        progress=progress, unit="rep")
 
 
 @dataclass

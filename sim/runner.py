@@ -64,7 +64,8 @@ def parallel_map(fn, tasks: list, jobs: int = 1, desc: str = "", progress: bool 
 
     from tqdm.auto import tqdm
 
-    show = sys.stderr.isatty() if progress is None else progress
+    in_notebook = "ipykernel" in sys.modules  # tqdm.auto then draws a notebook widget
+    show = (sys.stderr.isatty() or in_notebook) if progress is None else progress
     out = []
     with tqdm(total=len(tasks), desc=desc, unit=unit, disable=not show or len(tasks) < 2,
               file=sys.stderr) as bar:

@@ -99,6 +99,24 @@ def test_interagency_stage_takes_elapsed_time_without_officials():
     assert res.summary["utilisation"] < 0.05  # the stage used none of the officials' time
 
 
+def test_clearance_is_measured_on_the_applications_waiting_for_an_official():
+    """With an elapsed stage, pending never falls below the files in normal processing
+    (filings a working day times working days in process: about 100 x 20 here), so the
+    default measures the backlog waiting for an official; `pending` stays above 10 % of its
+    peak."""
+    base = ("end_date=2025-09-30", "initial_backlog.count=8000", "officials.count=30",
+            "review.mean_hours=0.5", "interagency.mean_working_days=20", "green_channel.mode=off")
+    waiting = simulate(params(*base))
+    cl, d = waiting.summary["clearance"], waiting.daily
+    assert cl["backlog"] == "waiting" and cl["cleared"]
+    assert cl["threshold"] == pytest.approx(0.1 * d["waiting"].max())
+    day = (policies.parse_date(cl["clearance_date"]) - policies.parse_date("2025-04-04")).days
+    assert d["waiting"].iloc[day] < cl["threshold"]
+    assert d["pending"].iloc[-60:].min() > 1000  # the files in process
+    pending = simulate(params(*base, "clearance.backlog=pending")).summary["clearance"]
+    assert pending["backlog"] == "pending" and not pending["cleared"]
+
+
 # -- one-line refusals -----------------------------------------------------------------------------
 @pytest.mark.parametrize("override, key", [
     ("officials.scale=0", "officials.scale"),
@@ -111,6 +129,8 @@ def test_interagency_stage_takes_elapsed_time_without_officials():
     ("interagency.mean_working_days=inf", "interagency.mean_working_days"),
     ("interagency.cv=0", "interagency.cv"),
     ("queue.served_last=[Mars]", "queue.served_last"),
+    ("clearance.backlog=queue", "clearance.backlog"),
+    ("calibration.keep=[no.such]", "calibration.keep"),
 ])
 def test_new_levers_refuse_bad_values_in_one_line(override, key):
     with pytest.raises(ConfigError) as err:

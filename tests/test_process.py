@@ -200,7 +200,7 @@ def test_held_applications_are_left_out_of_clearance():
     base = [*QUIET, "end_date=2025-08-31", "arrivals.rate_per_day=20",
             "initial_backlog.count=3000", "initial_backlog.max_waited_days=30",
             "officials.count=40", "green_channel.mode=off", "classes.military_share=0.1",
-            "military.policy=hold"]
+            "military.policy=hold", "clearance.backlog=pending"]
     result = simulate(params(*base))
     d, cl = result.daily, result.summary["clearance"]
     clearable = d["pending"] - d["held"]
