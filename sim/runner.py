@@ -64,8 +64,7 @@ def parallel_map(fn, tasks: list, jobs: int = 1, desc: str = "", progress: bool 
 
     from tqdm.auto import tqdm
 
-    in_notebook = "ipykernel" in sys.modules  # tqdm.auto then draws a notebook widget
-    show = (sys.stderr.isatty() or in_notebook) if progress is None else progress
+    show = (sys.stderr.isatty() or _in_notebook()) if progress is None else progress
     out = []
     with tqdm(total=len(tasks), desc=desc, unit=unit, disable=not show or len(tasks) < 2,
               file=sys.stderr) as bar:
@@ -79,3 +78,12 @@ def parallel_map(fn, tasks: list, jobs: int = 1, desc: str = "", progress: bool 
                     out.append(result)
                     bar.update()
     return out
+
+
+def _in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (tqdm.auto then draws a notebook bar)."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})

@@ -84,7 +84,9 @@ def test_backlog_that_never_clears_is_reported_as_such():
     assert clearance(rising).cleared_day is None
     flat_after_peak = np.array([0, 10, 10, 10])
     assert clearance(flat_after_peak).cleared_day is None
-    res = sim.run(["end_date=2025-08-31", "officials.schedule=[]"])  # 5 officials: no clearing
+    # Three officials at 8 hours a review, no staff added: no clearing.
+    res = sim.run(["end_date=2025-08-31", "officials.ramp.start_date=null", "officials.count=3",
+                   "review.mean_hours=8"])
     cl = res.summary["clearance"]
     assert cl["cleared"] is False and cl["clearance_date"] is None
     assert cl["days_event_to_clearance"] is None

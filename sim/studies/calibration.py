@@ -96,6 +96,7 @@ def calibrate(params: Config, settings: Settings, command: str = "",
               log: Callable[[str], None] | None = None) -> Calibration:
     """History-match ``params`` (the scenario, composed by the caller) and check the result."""
     say = log or (lambda _msg: None)
+    commit = git_commit()  # the code that runs: taken before any file can change
     targets = load_targets(REPO_DIR / settings.targets_file, params.start_date,
                            params.end_date or "2100-01-01")
     chosen_t = select_targets(targets, settings.readings, settings.drop_groups)
@@ -109,7 +110,7 @@ def calibrate(params: Config, settings: Settings, command: str = "",
     match = hm.history_match(base, factors, targets, chosen, settings.match, log=say)
     if len(match.members) == 0:
         say("no point is left: every simulated point is ruled out (see report.md)")
-    cal = Calibration(settings, match, base, {}, provenance(settings, command, match))
+    cal = Calibration(settings, match, base, {}, provenance(settings, command, match, commit))
     cal.check = check_ensemble(cal, say)
     return cal
 
@@ -180,10 +181,11 @@ def git_commit() -> str | None:
         return None
 
 
-def provenance(settings: Settings, command: str, match: hm.Match) -> dict[str, Any]:
+def provenance(settings: Settings, command: str, match: hm.Match,
+               commit: str | None) -> dict[str, Any]:
     return dict(
         date=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(), command=command,
-        git_commit=git_commit(), scenario=settings.scenario,
+        git_commit=commit, scenario=settings.scenario,
         scenario_overrides=list(settings.scenario_overrides),
         targets_file=settings.targets_file,
         targets_sha256=file_sha256(REPO_DIR / settings.targets_file),

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from scipy.stats import qmc
 
 from sim import keys, policies
 from sim.params import Config
-from sim.studies.targets import TargetsError
+from sim.studies.targets import TargetsError, read_section
 
 SCALES = ("linear", "log", "date")
 # Settings that fix a run's frame rather than describe the process.
@@ -73,13 +72,7 @@ class Factor:
 def load_factors(path: str | Path, params: Config) -> list[Factor]:
     """The factors of a ranges file (``parameters:`` mapping), checked against the scenario."""
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise TargetsError(f"{path}: cannot read ranges: {str(err).splitlines()[0]}") from None
-    entries = doc.get("parameters") if isinstance(doc, dict) else None
-    if not isinstance(entries, dict) or not entries:
-        raise TargetsError(f"{path}: expected a mapping under 'parameters:'")
+    entries = read_section(path, "parameters", dict)
     fields = {f.name for f in dataclasses.fields(Factor)}
     out = []
     for key, spec in entries.items():

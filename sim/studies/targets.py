@@ -21,6 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -127,16 +128,26 @@ def parse_output(name: str) -> tuple[str, tuple[str, str] | None]:
     return base, (dim, value)
 
 
-def load_targets(path: str | Path, start_date: str, end_date: str) -> list[Target]:
-    """Every reading of a targets file, checked; TargetsError names the problem in one line."""
+def read_section(path: str | Path, section: str, kind: type) -> Any:
+    """The non-empty ``section:`` (a list or a mapping, ``kind``) of a study's YAML file;
+    TargetsError with one line when the file cannot be read or the section is missing."""
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
-        raise TargetsError(f"{path}: cannot read targets: {str(err).splitlines()[0]}") from None
-    entries = doc.get("targets") if isinstance(doc, dict) else None
-    if not isinstance(entries, list) or not entries:
-        raise TargetsError(f"{path}: expected a list under 'targets:'")
+        raise TargetsError(f"{path}: cannot read {section}: {str(err).splitlines()[0]}"
+                           ) from None
+    entries = doc.get(section) if isinstance(doc, dict) else None
+    if not isinstance(entries, kind) or not entries:
+        raise TargetsError(f"{path}: expected a {'list' if kind is list else 'mapping'} under "
+                           f"'{section}:'")
+    return entries
+
+
+def load_targets(path: str | Path, start_date: str, end_date: str) -> list[Target]:
+    """Every reading of a targets file, checked; TargetsError names the problem in one line."""
+    path = Path(path)
+    entries = read_section(path, "targets", list)
     start, end = policies.parse_date(start_date), policies.parse_date(end_date)
     out, seen = [], set()
     for i, e in enumerate(entries):
