@@ -165,6 +165,7 @@ def test_project_ranges_load_and_every_factor_cites_a_source():
 
 
 # -- history matching on synthetic readings -----------------------------------------------------
+@pytest.mark.slow
 def test_history_match_keeps_the_true_point_and_rules_out_a_distant_one():
     """Readings made by the model at a known point: the match keeps that point (by its own
     runs and by every emulator) and rules out a distant one."""
@@ -247,6 +248,7 @@ def test_committed_baseline_meets_every_chosen_reading():
 
 
 # -- the app ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_smoke_calibration_writes_everything(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     run = tmp_path / "run"

@@ -135,6 +135,7 @@ def test_end_to_end_files_agree(mmc_run):
 
 
 # -- 2. default scenario ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_default_scenario_runs(tmp_path):
     proc = run_sim(tmp_path, *BASELINE_SHORT)
     _ok(proc)
@@ -146,6 +147,7 @@ def test_default_scenario_runs(tmp_path):
 
 
 # -- 3. determinism ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     dirs = {name: tmp_path / name for name in ("a", "b", "seed7")}
     _ok(run_sim(tmp_path, *MMC, run_dir=dirs["a"]))
@@ -281,6 +283,7 @@ def test_api_refuses_bad_overrides_with_one_line():
 
 
 # -- 5. nothing already written is lost -------------------------------------------------------
+@pytest.mark.slow
 def test_rejected_run_keeps_earlier_results(tmp_path):
     run_dir = tmp_path / "run"
     _ok(run_sim(tmp_path, *MMC, "output.applications=true", run_dir=run_dir))
@@ -306,6 +309,7 @@ def test_rejected_run_keeps_earlier_results(tmp_path):
     assert not [p.name for p in run_dir.rglob("*") if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_rejected_run_keeps_earlier_hydra_record(tmp_path):
     run_dir = tmp_path / "run"
     _ok(run_sim(tmp_path, *MMC, run_dir=run_dir))

@@ -34,6 +34,7 @@ def test_notebook_is_committed_without_outputs(path: Path):
                        "clear them before committing")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from nbclient import NotebookClient

@@ -274,6 +274,7 @@ def test_timeline_changes_staffing_and_rates_on_the_date():
     assert before == pytest.approx(100, rel=0.15) and after == pytest.approx(80, rel=0.15)
 
 
+@pytest.mark.slow
 def test_october_elements_only_while_controlled():
     base = simulate(params("end_date=2026-02-28"))
     expanded = simulate(params("scenario=october_expansion_not_suspended",
@@ -315,6 +316,7 @@ def test_statutory_limit_counts_match_applications():
     assert result.summary["share_decided_late"] == pytest.approx(decided["decided_late"].mean())
 
 
+@pytest.mark.slow
 def test_scenarios_differ_in_the_expected_direction():
     base = simulate(params("end_date=2025-12-31")).summary
     more = simulate(params("scenario=more_officials", "end_date=2025-12-31", base=())).summary

@@ -15,9 +15,12 @@ from sim.clearance import clearance, cohort_days_to_clear
 from sim.replications import run_replications
 from sim.stats import band, mean_ci, replications_needed
 
-SHORT = ["end_date=2025-09-30"]
+# The replication machinery on the representative calibrated point (the ensemble's own tests
+# are in test_ensemble.py), to the end of July: a second or so a replication.
+SHORT = ["end_date=2025-07-31", "calibration.ensemble=false"]
 
 
+@pytest.mark.slow
 def test_same_results_for_any_number_of_jobs():
     one = sim.run(SHORT, replications=3, jobs=1)
     two = sim.run(SHORT, replications=3, jobs=2)
@@ -26,6 +29,7 @@ def test_same_results_for_any_number_of_jobs():
     assert json.dumps(one.summary, default=str) == json.dumps(two.summary, default=str)
 
 
+@pytest.mark.slow
 def test_replication_depends_only_on_seed_and_index():
     params = sim.to_params(sim.load_config(SHORT))
     alone = run_replications(params, n=1, first=2)[0]
@@ -34,6 +38,7 @@ def test_replication_depends_only_on_seed_and_index():
     assert not run_replications(params, n=1, first=1)[0].daily.equals(alone.daily)
 
 
+@pytest.mark.slow
 def test_confidence_bands_shrink_as_replications_grow():
     params = sim.to_params(sim.load_config(SHORT))
     runs = run_replications(params, n=16)
@@ -42,6 +47,7 @@ def test_confidence_bands_shrink_as_replications_grow():
     assert width[16] < 0.7 * width[4]  # ~ sqrt(4/16) = 0.5, t quantile 3.18 vs 2.13
 
 
+@pytest.mark.slow
 def test_common_random_numbers_reduce_noise_of_differences():
     a = sim.to_params(sim.load_config(SHORT))
     b = sim.to_params(sim.load_config([*SHORT, "officials.count=6"]))
@@ -54,6 +60,7 @@ def test_common_random_numbers_reduce_noise_of_differences():
     assert crn < 0.5 * independent, (crn, independent)
 
 
+@pytest.mark.slow
 def test_summary_reports_mean_and_interval():
     res = sim.run(SHORT, replications=5)
     s = res.summary
@@ -101,7 +108,8 @@ def test_cohort_days_to_clear():
 
 
 def test_cohort_matches_applications():
-    res = sim.run(["end_date=2025-09-30", "output.applications=true"])
+    res = sim.run(["end_date=2025-09-30", "calibration.ensemble=false",
+                   "output.applications=true"])
     apps = res.runs[0].applications
     d = res.daily.set_index("date")
     cohort = apps[(apps["submitted_day"] < 68) & ~(apps["decided_day"] < 68)]  # 06-10 is day 67
@@ -121,6 +129,7 @@ def test_replications_needed():
 
 
 # -- the API and the CLI agree --------------------------------------------------------------
+@pytest.mark.slow
 def test_api_and_cli_give_identical_numbers(tmp_path):
     overrides = ["scenario=no_green_channel", "officials.count=6", "end_date=2025-08-31",
                  "replications=2"]
@@ -137,7 +146,7 @@ def test_api_and_cli_give_identical_numbers(tmp_path):
 
 
 def test_progress_is_quiet_when_not_a_terminal(capfd):
-    sim.run(["end_date=2025-05-31"], replications=3)
+    sim.run(["scenario=mmc", "horizon_days=200"], replications=3, jobs=2)
     assert capfd.readouterr().err == ""
 
 

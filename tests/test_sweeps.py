@@ -129,6 +129,7 @@ def test_folders_named_by_point_not_job_number(basic):
 
 
 # -- launchers and order give the same numbers ----------------------------------------------------
+@pytest.mark.slow
 def test_joblib_two_jobs_same_numbers(basic, tmp_path):
     _, reference = basic
     folder = tmp_path / "sweep"
@@ -138,6 +139,7 @@ def test_joblib_two_jobs_same_numbers(basic, tmp_path):
     assert daily_files(folder) == daily_files(reference)
 
 
+@pytest.mark.slow
 def test_submitit_local_same_numbers(basic, tmp_path):
     _, reference = basic
     folder = tmp_path / "sweep"
@@ -149,6 +151,7 @@ def test_submitit_local_same_numbers(basic, tmp_path):
     assert daily_files(folder) == daily_files(reference)
 
 
+@pytest.mark.slow
 def test_point_order_does_not_change_results(basic, tmp_path):
     _, reference = basic
     folder = tmp_path / "sweep"
@@ -177,6 +180,7 @@ def _check_failed_sweep(folder: Path) -> None:
     assert (folder / t.loc[5, "folder"] / "summary.json").is_file()
 
 
+@pytest.mark.slow
 def test_failed_job_reported_others_kept(tmp_path):
     folder = tmp_path / "sweep"
     proc = run_sweep(folder, *FAIL)
@@ -189,6 +193,7 @@ def test_failed_job_reported_others_kept(tmp_path):
     assert "resume=true" in collected.stdout  # tells how to re-run the unfinished jobs
 
 
+@pytest.mark.slow
 def test_failed_job_under_joblib_keeps_the_others(tmp_path):
     folder = tmp_path / "sweep"
     proc = run_sweep(folder, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *FAIL)
@@ -224,6 +229,7 @@ def test_collect_refuses_a_folder_that_is_not_a_sweep(tmp_path, capsys):
     assert "not a sweep folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_jobs(tmp_path):
     folder = tmp_path / "sweep"
     first = ("scenario=mmc", "horizon_days=200", "warmup_days=0", "output.plots=false")
@@ -267,6 +273,7 @@ def test_slurm_launcher_reads_site_settings(tmp_path):
 
 
 # -- sensitivity analysis ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_sensitivity_smoke(tmp_path):
     out = {}
     for processes, methods in ((2, "[morris,sobol]"), (1, "[morris]")):
