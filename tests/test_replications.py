@@ -146,7 +146,7 @@ def test_api_and_cli_give_identical_numbers(tmp_path):
 
 
 def test_progress_is_quiet_when_not_a_terminal(capfd):
-    sim.run(["scenario=mmc", "horizon_days=200"], replications=3, jobs=2)
+    sim.run(["scenario=mmc", "horizon_days=200", "warmup_days=0"], replications=3, jobs=2)
     assert capfd.readouterr().err == ""
 
 
