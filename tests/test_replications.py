@@ -18,6 +18,9 @@ from sim.stats import band, mean_ci, replications_needed
 # The replication machinery on the representative calibrated point (the ensemble's own tests
 # are in test_ensemble.py), to the end of July: a second or so a replication.
 SHORT = ["end_date=2025-07-31", "calibration.ensemble=false"]
+# Statistical properties of the machinery on the M/M/c check scenario (c = 5, utilisation 0.9):
+# well-behaved, light-tailed and fast.
+MMC = ["scenario=mmc", "horizon_days=400", "warmup_days=50"]
 
 
 @pytest.mark.slow
@@ -40,7 +43,7 @@ def test_replication_depends_only_on_seed_and_index():
 
 @pytest.mark.slow
 def test_confidence_bands_shrink_as_replications_grow():
-    params = sim.to_params(sim.load_config(SHORT))
+    params = sim.to_params(sim.load_config(MMC))
     runs = run_replications(params, n=16)
     pending = np.vstack([r.daily["pending"].to_numpy() for r in runs])
     width = {n: np.nanmean(np.subtract(*band(pending[:n])[2:0:-1])) for n in (4, 16)}
@@ -49,8 +52,8 @@ def test_confidence_bands_shrink_as_replications_grow():
 
 @pytest.mark.slow
 def test_common_random_numbers_reduce_noise_of_differences():
-    a = sim.to_params(sim.load_config(SHORT))
-    b = sim.to_params(sim.load_config([*SHORT, "officials.count=6"]))
+    a = sim.to_params(sim.load_config(MMC))
+    b = sim.to_params(sim.load_config([*MMC, "review.mean_days=0.95"]))
     n = 12
     ra = [r.summary["mean_wait_days"] for r in run_replications(a, n=n)]
     rb_crn = [r.summary["mean_wait_days"] for r in run_replications(b, n=n)]
