@@ -1,8 +1,8 @@
 """Dotted settings (``arrivals.surges.0.size``): read, set and apply them on typed parameters.
 
-One implementation for every study: calibration points, ensemble members, sensitivity factors
-and sweeps all name settings this way. A key walks dataclass fields, list indices and mapping
-keys. Dates are ISO strings; a point's values are plain YAML types.
+Calibration points, ensemble members and sensitivity factors name settings this way (the
+sweeps' collection still walks its own; issue 12 moves it here). A key walks dataclass fields,
+list indices and mapping keys. Dates are ISO strings; a point's values are plain YAML types.
 """
 
 from __future__ import annotations
@@ -36,25 +36,8 @@ def get(params: Config, key: str) -> Any:
     return obj
 
 
-def field_key(params: Config, key: str) -> str:
-    """The dotted key's longest prefix made of dataclass fields only (what apply_changes sets)."""
-    obj: Any = params
-    parts = []
-    for part in key.split("."):
-        if not dataclasses.is_dataclass(obj):
-            break
-        parts.append(part)
-        obj = getattr(obj, part)
-    return ".".join(parts)
-
-
-def set_values(params: Config, values: dict[str, Any],
-               rebalance: dict[str, dict[str, float]] | None = None) -> Config:
-    """A copy of ``params`` with each dotted key set (not validated).
-
-    ``rebalance[key]``: weights of the other entries of the mapping ``key`` sits in; they share
-    what is left so that the mapping still sums to 1.
-    """
+def set_values(params: Config, values: dict[str, Any]) -> Config:
+    """A copy of ``params`` with each dotted key set (not validated)."""
     p = copy.deepcopy(params)
     for key, value in values.items():
         parts = key.split(".")
@@ -66,20 +49,7 @@ def set_values(params: Config, values: dict[str, Any],
             parent[int(last)] = value
         else:
             parent[last] = value
-            if rebalance and key in rebalance:
-                _rebalance(parent, last, rebalance[key])
     return p
-
-
-def _rebalance(shares: dict[str, float], fixed: str, weights: dict[str, float]) -> None:
-    """The other entries share ``1 - shares[fixed]`` by ``weights`` (6 decimals; the last one
-    takes the rounding, so the sum is 1)."""
-    others = [k for k in shares if k != fixed]
-    total = sum(weights.values())
-    left = 1.0 - shares[fixed]
-    for k in others:
-        shares[k] = round(left * weights[k] / total, 6)
-    shares[others[-1]] = round(left - sum(shares[k] for k in others[:-1]), 6)
 
 
 def plain(value: Any) -> Any:
@@ -93,11 +63,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def point_of(params: Config, keys: typing.Iterable[str]) -> dict[str, Any]:
-    """The given settings of ``params`` as {dotted key: plain value} (an ensemble member)."""
-    return {k: plain(get(params, k)) for k in keys}
 
 
 def apply_point(params: Config, point: dict[str, Any]) -> Config:

@@ -370,7 +370,6 @@ class LicenceModel:
             yield env.timeout(p.incomplete.response_mean_days
                               * self.draws["incomplete"].exponential())
 
-        p = self.p
         if self._stage_mean > 0:  # other agencies' review and sign-off: elapsed, no official
             delay = math.exp(self._st_mu + self._st_sigma * self.draws["stages"].normal())
             yield env.timeout(clock.to_cal(clock.to_work(env.now) + delay) - env.now)
@@ -389,7 +388,7 @@ class LicenceModel:
 
         (A sub-process: with an official idle it returns at once, without a SimPy event.)
         """
-        lane = self.lane_of(app)
+        lane = self.lane_of(app) if self.green_open else self._regular_lane[app.dest]
         official = self.pool.take_idle(app, lane)
         if official is not None:
             return official

@@ -17,7 +17,6 @@ uncertainty of the estimate of E[f(x)] (the emulator's, or ``V_s / n`` for n rep
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,8 +271,3 @@ def output_values(result, targets: Sequence[Target], days: np.ndarray) -> np.nda
 
 def last_date(targets: Sequence[Target]) -> str:
     return max(t.date for t in targets)
-
-
-def sd_text(t: Target) -> str:
-    """The observation standard deviation, for reports."""
-    return f"{math.sqrt(t.observation_var):.3g}"
