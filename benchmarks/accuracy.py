@@ -19,7 +19,7 @@ import argparse
 
 from sim.config import load_config, to_params
 from sim.queueing import mmc_wait
-from sim.replications import run_replications
+from sim.runner import run_replications
 from sim.stats import mean_ci
 
 # (servers, arrival rate per day, mean review days, horizon days, warm-up days), seed 11

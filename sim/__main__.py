@@ -24,8 +24,8 @@ def _parallel_launcher() -> bool:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from sim.io import is_complete, write_run
-    from sim.replications import replicate
+    from sim.outputs import is_complete, write_run
+    from sim.runner import replicate
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN

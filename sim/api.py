@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 
 from sim.config import load_config, to_params
 from sim.params import Config
-from sim.replications import Results, replicate
+from sim.results import Results
+from sim.runner import replicate
 
 
 def run(cfg: DictConfig | Config | Sequence[str] | None = None, replications: int | None = None,

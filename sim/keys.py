@@ -1,14 +1,16 @@
 """Dotted settings (``arrivals.surges.0.size``): read, set and apply them on typed parameters.
 
-Calibration points, ensemble members and sensitivity factors name settings this way (the
-sweeps' collection still walks its own; issue 12 moves it here). A key walks dataclass fields,
-list indices and mapping keys. Dates are ISO strings; a point's values are plain YAML types.
+Calibration points, ensemble members, sensitivity factors and timeline changes name settings
+this way: this is the one module that walks them. A key walks dataclass fields, list indices
+and mapping keys. Dates are ISO strings; a point's values are plain YAML types. Nothing here
+validates: callers pass the result to :func:`sim.validation.validate`.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import enum
 import typing
 from typing import Any
 
@@ -62,17 +64,17 @@ def plain(value: Any) -> Any:
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, enum.Enum):
+        return value.value
     return value
 
 
 def apply_point(params: Config, point: dict[str, Any]) -> Config:
-    """``params`` with a point (an ensemble member, a calibrated point) applied and validated.
+    """A copy of ``params`` with a point (an ensemble member, a calibrated point) applied.
 
     A whole list of mappings (``arrivals.surges: [{...}]``, as older files hold) is turned back
     into its dataclasses first.
     """
-    from sim.config import validate  # validation lives with the schema
-
     typed = {}
     for key, value in point.items():
         parts = key.split(".")
@@ -82,6 +84,4 @@ def apply_point(params: Config, point: dict[str, Any]) -> Config:
             if args and dataclasses.is_dataclass(args[0]):
                 value = [args[0](**v) if isinstance(v, dict) else v for v in value]
         typed[key] = value
-    p = set_values(params, typed)
-    validate(p)
-    return p
+    return set_values(params, typed)

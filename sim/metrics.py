@@ -13,7 +13,7 @@ import pandas as pd
 from sim import policies
 from sim.calendar import WorkingClock
 from sim.clearance import clearance, cohort_days_to_clear
-from sim.params import Config
+from sim.params import ClearanceBacklog, Config
 from sim.policies import Regime, parse_date
 from sim.recorder import (
     CLASS_DIMS,
@@ -156,7 +156,7 @@ def clearable(params: Config, daily: pd.DataFrame) -> tuple[np.ndarray, np.ndarr
     pending = daily["pending"].to_numpy(dtype=float)
     if leave_out:
         pending = pending - daily["held"].to_numpy(dtype=float)
-    if params.clearance.backlog == "waiting":
+    if params.clearance.backlog == ClearanceBacklog.waiting:
         pending = daily["waiting"].to_numpy(dtype=float)
     if "cohort_pending" not in daily:
         return pending, None

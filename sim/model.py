@@ -22,7 +22,14 @@ import simpy
 
 from sim import policies
 from sim.calendar import WorkingClock
-from sim.params import DESTINATIONS, ELEMENT_GROUPS, Config
+from sim.params import (
+    DESTINATIONS,
+    ELEMENT_GROUPS,
+    Config,
+    GreenChannelMode,
+    MilitaryPolicy,
+    ReviewDistribution,
+)
 from sim.recorder import APPROVED, DENIED, WITHDRAWN, Recorder
 
 STREAMS = ("arrivals", "classes", "intake", "review", "incomplete", "consultation",
@@ -119,9 +126,10 @@ class OfficialPool:
         self.n_waiting = 0
         self._seq = 0
 
-    def configure(self, general: int, dedicated: int, mode: str, lane_of) -> None:
+    def configure(self, general: int, dedicated: int, mode: GreenChannelMode, lane_of) -> None:
         """Apply a new pool size and discipline; waiting applications are re-sorted by lane."""
-        self.order = ((REGULAR, GREEN, LAST), (GREEN, REGULAR, LAST)) if mode == "dedicated" \
+        own_lane = mode == GreenChannelMode.dedicated
+        self.order = ((REGULAR, GREEN, LAST), (GREEN, REGULAR, LAST)) if own_lane \
             else ((GREEN, REGULAR, LAST), (GREEN, REGULAR, LAST))
         waiting = sorted((a for lane in self.lanes for a in lane if not a.withdrawn),
                          key=lambda a: a.seq)
@@ -225,7 +233,7 @@ class LicenceModel:
         regular = mean * policies.effort_factor(p, green=False)
         self._effort = (mean * policies.effort_factor(p, green=True), regular, regular)  # by lane
         r = p.review
-        self._exponential_review = r.distribution == "exponential"
+        self._exponential_review = r.distribution == ReviewDistribution.exponential
         if not self._exponential_review:
             self._ln_sigma = math.sqrt(math.log1p(r.cv**2))
             self._ln_mu = -0.5 * self._ln_sigma**2
@@ -237,7 +245,7 @@ class LicenceModel:
         self._regular_lane = [LAST if policies.served_last(p, d) else REGULAR
                               for d in DESTINATIONS]
         dedicated = policies.dedicated_officials(p)
-        mode = p.green_channel.mode if self.green_open else "off"
+        mode = p.green_channel.mode if self.green_open else GreenChannelMode.off
         self.pool.configure(policies.officials_on_duty(p) - dedicated, dedicated, mode,
                             self.lane_of)
 
@@ -349,9 +357,9 @@ class LicenceModel:
 
         if app.military:
             policy = self.p.military.policy
-            if policy == "reject_at_intake":
+            if policy == MilitaryPolicy.reject_at_intake:
                 return self.decide(app, DENIED)
-            if policy == "hold":
+            if policy == MilitaryPolicy.hold:
                 self.rec.held_back(env.now, app.submitted)
                 return  # in limbo: pending for ever, no official's time spent
 

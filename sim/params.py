@@ -8,7 +8,12 @@ imports nothing from Hydra, so the model can use it anywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
+
+# The project's configs/ folder (scenarios, calibrated ensembles, study settings).
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 DESTINATIONS = ("US", "EU", "JP", "KR", "IN", "other")
 ELEMENT_GROUPS = ("april7", "october5")
@@ -16,18 +21,49 @@ ELEMENTS = {
     "april7": ("Sm", "Gd", "Tb", "Dy", "Lu", "Sc", "Y"),
     "october5": ("Ho", "Er", "Tm", "Eu", "Yb"),
 }
-MILITARY_POLICIES = ("deny", "hold", "reject_at_intake")
-GREEN_CHANNEL_MODES = ("off", "priority", "dedicated")
-CALENDAR_KINDS = ("china", "every_day")
-REVIEW_DISTRIBUTIONS = ("exponential", "lognormal")
-CLEARANCE_BACKLOGS = ("waiting", "pending")
+
+
+# Modes are enums: OmegaConf refuses any other value, and each compares equal to its text
+# (member names equal their values, so `mode=priority` and timeline changes read as written).
+class MilitaryPolicy(StrEnum):
+    deny = "deny"  # denied after review
+    hold = "hold"  # reviewed, then held undecided for ever
+    reject_at_intake = "reject_at_intake"  # refused before review, using no official's time
+
+
+class GreenChannelMode(StrEnum):
+    off = "off"
+    priority = "priority"  # trusted files go first in the one queue (non-preemptive)
+    dedicated = "dedicated"  # some officials serve the green lane first
+
+
+class CalendarKind(StrEnum):
+    china = "china"
+    every_day = "every_day"
+
+
+class ReviewDistribution(StrEnum):
+    exponential = "exponential"
+    lognormal = "lognormal"
+
+
+class ClearanceBacklog(StrEnum):
+    waiting = "waiting"
+    pending = "pending"
+
+
+MILITARY_POLICIES = tuple(MilitaryPolicy)
+GREEN_CHANNEL_MODES = tuple(GreenChannelMode)
+CALENDAR_KINDS = tuple(CalendarKind)
+REVIEW_DISTRIBUTIONS = tuple(ReviewDistribution)
+CLEARANCE_BACKLOGS = tuple(ClearanceBacklog)
 
 
 @dataclass
 class CalendarConfig:
     # china: weekends and statutory holidays off, official make-up working days on
     # (chinese-calendar package); every_day: officials are always on duty (M/M/c checks).
-    kind: str = "china"
+    kind: CalendarKind = CalendarKind.china
 
 
 @dataclass
@@ -114,7 +150,7 @@ class ReviewConfig:
     # Set exactly one of mean_hours (working hours of effort) and mean_days (working days).
     mean_hours: float | None = 8.0
     mean_days: float | None = None
-    distribution: str = "exponential"
+    distribution: ReviewDistribution = ReviewDistribution.exponential
     cv: float = 1.0  # coefficient of variation, lognormal only
     effort_multiplier: float = 1.0  # e.g. more documentation per application
 
@@ -150,7 +186,7 @@ class ConsultationConfig:
 
 @dataclass
 class MilitaryConfig:
-    policy: str = "deny"
+    policy: MilitaryPolicy = MilitaryPolicy.deny
 
 
 @dataclass
@@ -160,7 +196,7 @@ class DecisionConfig:
 
 @dataclass
 class GreenChannelConfig:
-    mode: str = "off"
+    mode: GreenChannelMode = GreenChannelMode.off
     start_date: str = "2025-06-10"
     dedicated_officials: int = 1  # used when mode=dedicated
     destinations: list[str] = field(default_factory=lambda: ["US"])
@@ -209,7 +245,7 @@ class ClearanceConfig:
     # also counts files at intake, with the applicant, in other agencies' review, and held.
     # With elapsed stages pending never falls below the files in normal processing (Little's
     # law: filings a day times days in process), so `waiting` is the default.
-    backlog: str = "waiting"
+    backlog: ClearanceBacklog = ClearanceBacklog.waiting
     # With backlog=pending: false leaves out applications held for ever
     # (military.policy=hold), since no number of officials can clear them; true counts them.
     count_held: bool = False

@@ -1,10 +1,14 @@
 """Figures: readable at a glance, dates on the x axis, units on the axes, colour-blind-safe
-colours (Okabe-Ito), policy events as labelled vertical lines."""
+colours (Okabe-Ito), policy events as labelled vertical lines.
+
+Each function draws from plain tables and returns the figure; writing files is
+:mod:`sim.outputs`' job. Importing this module selects a non-interactive backend outside a
+notebook: the one place that does.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -16,8 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sim.io import atomic_write  # noqa: E402
-from sim.params import Config  # noqa: E402
+from sim.params import ClearanceBacklog, Config  # noqa: E402
 from sim.policies import timeline_events  # noqa: E402
 from sim.recorder import WaitHistogram  # noqa: E402
 
@@ -102,15 +105,16 @@ def backlog_figure(params: Config, daily: pd.DataFrame, summary: dict[str, Any] 
         _with_band(ax, dates, daily, "past_statutory_limit", PALETTE[3],
                    "of which past the 45-working-day limit", band_label=False,
                    predictive=predictive)
-    if params.clearance.backlog == "waiting":
+    if params.clearance.backlog == ClearanceBacklog.waiting:
         _with_band(ax, dates, daily, "waiting", PALETTE[1],
                    "of which waiting for an official (the backlog whose clearance is measured)",
                    band_label=False, predictive=predictive)
     if "held" in daily and daily["held"].any():
+        counted = (params.clearance.count_held
+                   and params.clearance.backlog == ClearanceBacklog.pending)
         ax.plot(dates, daily["held"], color=PALETTE[4], lw=1.2, ls="--",
                 label="of which held for ever (military, never reviewed)"
-                + ("" if params.clearance.count_held and params.clearance.backlog == "pending"
-                   else "; not counted for clearance"))
+                + ("" if counted else "; not counted for clearance"))
     _band_entries(ax, "pending_low" in daily,
                   predictive if "pending_pred_low" in daily else None)
     _events(ax, params, dates)
@@ -215,28 +219,3 @@ def compare_figure(results: Sequence, labels: Sequence[str] | None = None, ax=No
     date_axis(ax)
     _legend(ax)
     return fig
-
-
-def save(fig, path: Path, formats: Sequence[str] = ("png", "svg")) -> None:
-    """Write a figure in each format, atomically, and close it."""
-    try:
-        for fmt in formats:
-            target = Path(path).with_suffix(f".{fmt}")
-            atomic_write(target, lambda tmp, fmt=fmt: fig.savefig(tmp, dpi=120, format=fmt))
-    finally:
-        plt.close(fig)
-
-
-def save_all(out_dir: Path, results) -> list[str]:
-    """The standard figures of a run folder; returns their stems."""
-    out_dir = Path(out_dir)
-    figures = {
-        "backlog": results.plot_backlog(),
-        "backlog_by_destination": results.plot_groups("destination"),
-        "backlog_by_trust": results.plot_groups("trusted"),
-        "approvals_cumulative": results.plot_cumulative_approvals(),
-        "waits": results.plot_waits(),
-    }
-    for stem, fig in figures.items():
-        save(fig, out_dir / stem)
-    return list(figures)

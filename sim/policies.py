@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sim.params import FRAME_KEYS, Config
+from sim.params import FRAME_KEYS, Config, GreenChannelMode
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def timeline_events(params: Config) -> list[tuple[dt.date, str, dict[str, Any]]]
     events += [(parse_date(s.date), f"officials: {s.count}", {"officials.count": s.count})
                for s in params.officials.schedule]
     gc = params.green_channel
-    if gc.mode != "off" or any("green_channel.mode" in ch for _, _, ch in events):
+    if gc.mode != GreenChannelMode.off or any("green_channel.mode" in ch for _, _, ch in events):
         events.append((parse_date(gc.start_date), "green channel opens", {}))
     return sorted(events, key=lambda e: e[0])
 
@@ -112,7 +112,7 @@ def green_channel_open(params: Config, day: int) -> bool:
     """The green channel runs when a mode is chosen and its start date has come."""
     gc = params.green_channel
     opens = (parse_date(gc.start_date) - parse_date(params.start_date)).days
-    return gc.mode != "off" and day >= opens
+    return gc.mode != GreenChannelMode.off and day >= opens
 
 
 def green_eligible(params: Config, destination: str, trusted: bool, military: bool) -> bool:
@@ -128,7 +128,9 @@ def officials_on_duty(params: Config) -> int:
 
 def dedicated_officials(params: Config) -> int:
     gc = params.green_channel
-    return min(gc.dedicated_officials, officials_on_duty(params)) if gc.mode == "dedicated" else 0
+    if gc.mode != GreenChannelMode.dedicated:
+        return 0
+    return min(gc.dedicated_officials, officials_on_duty(params))
 
 
 def served_last(params: Config, destination: str) -> bool:

@@ -1,15 +1,24 @@
-"""Run the model once: build the calendar and random streams, simulate, tabulate."""
+"""Run the model: one replication (calendar, random streams, simulate, tabulate), and a
+scenario's independent replications aggregated into :class:`sim.results.Results`.
+
+Replication r depends on (seed, r) only: the same r sees the same random numbers in every
+scenario (common random numbers), and results are identical whatever the number of
+processes or the executor (:func:`sim.executor.parallel_map`, the pool every study uses).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
 
-from sim import metrics
+from sim import ensemble, metrics
 from sim.calendar import WorkingClock
+from sim.executor import parallel_map
+from sim.metrics import RunResult
 from sim.model import LicenceModel, make_streams
-from sim.params import Config
+from sim.params import CalendarKind, Config
 from sim.policies import parse_date
+from sim.results import Results
 
 # Working-calendar rows kept after the horizon so reviews running past it finish on real days.
 _CALENDAR_TAIL_DAYS = 90
@@ -35,7 +44,7 @@ def make_clock(params: Config, n_days: int) -> WorkingClock:
     start = parse_date(params.start_date)
     first_day = -math.ceil(params.initial_backlog.max_waited_days) - 1
     last = start + dt.timedelta(days=n_days + _CALENDAR_TAIL_DAYS)
-    if params.calendar.kind == "china":
+    if params.calendar.kind == CalendarKind.china:
         from sim.calendar import china_calendar_years
 
         last = min(last, dt.date(china_calendar_years()[1], 12, 31))
@@ -43,7 +52,7 @@ def make_clock(params: Config, n_days: int) -> WorkingClock:
 
 
 def simulate(params: Config, replication: int = 0,
-             keep_applications: bool | None = None) -> metrics.RunResult:
+             keep_applications: bool | None = None) -> RunResult:
     """One replication of the scenario; replication r uses streams from (seed, r) only."""
     n_days = horizon_days(params)
     clock = make_clock(params, n_days)
@@ -54,36 +63,29 @@ def simulate(params: Config, replication: int = 0,
     return metrics.tabulate(params, recorder, clock, model.regimes, n_days)
 
 
-def parallel_map(fn, tasks: list, jobs: int = 1, desc: str = "", progress: bool | None = None,
-                 unit: str = "task") -> list:
-    """``[fn(t) for t in tasks]`` in ``jobs`` local processes, in order; the one pool every
-    study uses. Results do not depend on ``jobs``: each task carries its own seed. A progress
-    bar shows on a terminal (stderr) or in a notebook, never in a log file."""
-    import sys
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm.auto import tqdm
-
-    show = (sys.stderr.isatty() or _in_notebook()) if progress is None else progress
-    out = []
-    with tqdm(total=len(tasks), desc=desc, unit=unit, disable=not show or len(tasks) < 2,
-              file=sys.stderr) as bar:
-        if jobs <= 1 or len(tasks) < 2:
-            for task in tasks:
-                out.append(fn(task))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-                for result in pool.map(fn, tasks):
-                    out.append(result)
-                    bar.update()
-    return out
+def _run_one(args: tuple[Config, int, int | None]) -> RunResult:
+    params, r, member = args
+    result = simulate(params, replication=r)
+    if member is not None:
+        result.summary["ensemble_member"] = member
+    return result
 
 
-def _in_notebook() -> bool:
-    """Whether this runs in a Jupyter kernel (tqdm.auto then draws a notebook bar)."""
-    import sys
+def run_replications(params: Config, n: int | None = None, jobs: int | None = None,
+                     first: int = 0, progress: bool | None = None) -> list[RunResult]:
+    """Replications first..first+n-1, in ``jobs`` processes; order and numbers do not depend
+    on ``jobs``. They run through :func:`sim.executor.parallel_map`, the pool every study uses."""
+    n = params.replications if n is None else n
+    jobs = params.jobs if jobs is None else jobs
+    members = ensemble.ensemble_members(params) if params.calibration.ensemble else None
+    tasks = [(ensemble.replication_params(params, r, members), r,
+              ensemble.member_index(params.seed, r, len(members)) if members else None)
+             for r in range(first, first + n)]
+    return parallel_map(_run_one, tasks, jobs, desc=f"{params.name}: replications",
+                        progress=progress, unit="rep")
 
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+def replicate(params: Config, n: int | None = None, jobs: int | None = None,
+              progress: bool | None = None) -> Results:
+    """Run a scenario's replications and aggregate them."""
+    return Results(params, run_replications(params, n, jobs, progress=progress))

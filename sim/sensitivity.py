@@ -441,8 +441,8 @@ def _end(params: Config) -> str:
 
 def write_results(study: Study, out_dir: Path) -> list[str]:
     """points.csv, morris.csv, sobol.csv, sensitivity.png/.svg, then report.md."""
-    from sim.io import atomic_write, write_csv
-    from sim.plotting import save
+    from sim.outputs import atomic_write, write_csv
+    from sim.outputs import save_figure as save
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -556,7 +556,7 @@ def collect(folder: str | Path, figure: str = DEFAULT_FIGURE, keys: Sequence[str
             plots: bool = True, figures: Sequence[str] = FIGURES,
             out: Callable[[str], Any] | None = print) -> Sweep:
     """Read a sweep folder and write its summary table and comparison plots into it."""
-    from sim.io import write_csv
+    from sim.outputs import write_csv
 
     sweep = load_sweep(folder, figures)
     table = sweep.table()
@@ -589,7 +589,7 @@ def figure_over_keys(sweep: Sweep, figure: str = DEFAULT_FIGURE,
 
 
 def _write_plots(sweep: Sweep, figure: str, keys: Sequence[str] | None) -> list[str]:
-    from sim.plotting import save
+    from sim.outputs import save_figure as save
 
     written = []
     save(backlog_curves_figure(sweep), sweep.folder / BACKLOG_STEM)
@@ -631,7 +631,7 @@ class CollectCallback(Callback):
         # table of a sweep with a failed job.
         import pandas  # noqa: F401
 
-        import sim.io
+        import sim.outputs
         import sim.plotting  # noqa: F401
 
         atexit.register(self._at_exit)

@@ -28,6 +28,7 @@ from sim.studies.targets import (
     output_series,
     select_targets,
 )
+from sim.validation import validate
 from tests.test_process import QUIET
 
 REPO = CONFIG_DIR.parent
@@ -220,7 +221,7 @@ def test_committed_ensemble_applies_and_cites_its_targets():
     assert prov["readings"] == [t.id for t in select_targets(load_targets(TARGETS, *HORIZON))]
     base = params("calibration.ensemble=false")
     for member in doc["members"][:20]:
-        keys.apply_point(base, member)  # typed and validated, or raises
+        validate(keys.apply_point(base, member))  # typed and validated, or raises
     assert len(doc["members"]) >= 20
 
 
@@ -229,7 +230,7 @@ def test_committed_baseline_meets_every_chosen_reading():
     """The baseline as users run it (each replication its own member), cut at the last target:
     every chosen reading's interval overlaps the 95 % predictive interval, and the mean is not
     ruled out (implausibility with the replications' variance below the cutoff)."""
-    from sim.replications import run_replications
+    from sim.runner import run_replications
     from sim.studies.targets import output_values, target_days
 
     targets = select_targets(load_targets(TARGETS, *HORIZON))

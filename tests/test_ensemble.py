@@ -11,8 +11,9 @@ import yaml
 from scipy import stats
 
 import sim
-from sim.io import write_run
-from sim.replications import MEMBER_KEY, member_index, run_replications
+from sim.ensemble import MEMBER_KEY, member_index
+from sim.outputs import write_run
+from sim.runner import run_replications
 
 # The M/M/c check scenario over 60 days: a few milliseconds per replication.
 TINY = ["scenario=mmc", "horizon_days=60", "warmup_days=0"]
@@ -140,7 +141,7 @@ def test_run_folder_and_figures_show_the_predictive_band(ensemble_file, tmp_path
 def test_a_setting_the_user_overrides_wins_over_the_members(ensemble_file):
     """officials.count is set by every member; named on the command line (or in load_config),
     it stays at the user's value in every replication, while a member-only setting varies."""
-    from sim.replications import replication_params
+    from sim.ensemble import replication_params
 
     members = [{"officials.count": c, "review.mean_days": 0.5 + k}
                for k, c in enumerate(COUNTS)]

@@ -12,7 +12,7 @@ import pytest
 
 import sim
 from sim.clearance import clearance, cohort_days_to_clear
-from sim.replications import run_replications
+from sim.runner import run_replications
 from sim.stats import band, mean_ci, replications_needed
 
 # The replication machinery on the representative calibrated point (the ensemble's own tests
@@ -154,7 +154,7 @@ def test_progress_is_quiet_when_not_a_terminal(capfd):
 
 
 def test_ensemble_replications_use_their_members():
-    from sim.replications import ensemble_members, member_index
+    from sim.ensemble import ensemble_members, member_index
 
     params = sim.to_params(sim.load_config(["end_date=2025-05-31", "calibration.ensemble=true"]))
     members = ensemble_members(params)

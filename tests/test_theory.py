@@ -7,7 +7,7 @@ import pytest
 
 from sim.config import load_config, to_params
 from sim.queueing import erlang_c, mmc_wait
-from sim.replications import run_replications
+from sim.runner import run_replications
 from sim.stats import mean_ci
 
 REPLICATIONS = 20

@@ -24,8 +24,8 @@ import pandas as pd
 import yaml
 
 from sim import keys
-from sim.io import atomic_write
-from sim.params import Config
+from sim.outputs import atomic_write
+from sim.params import CONFIG_DIR, Config
 from sim.studies import history_matching as hm
 from sim.studies import space
 from sim.studies.targets import (
@@ -40,8 +40,7 @@ from sim.studies.targets import (
     target_days,
 )
 
-REPO_DIR = Path(__file__).resolve().parents[2]
-CONFIG_DIR = REPO_DIR / "configs"
+REPO_DIR = CONFIG_DIR.parent
 
 
 @dataclass
@@ -141,7 +140,7 @@ def check_readings(params: Config, targets: list[Target], chosen: list[int],
     reading is met: the implausibility of the predictive mean, with the predictive variance in
     place of the realisation variance, at most the cutoff. Last, the share of replications
     inside every chosen reading's interval at once."""
-    from sim.replications import run_replications
+    from sim.runner import run_replications
 
     runs = run_replications(params, replications, match.jobs)
     days = target_days(targets, params.start_date)

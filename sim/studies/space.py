@@ -22,6 +22,7 @@ from scipy.stats import qmc
 from sim import keys, policies
 from sim.params import Config
 from sim.studies.targets import TargetsError, read_section
+from sim.validation import validate
 
 SCALES = ("linear", "log", "date")
 # Settings that fix a run's frame rather than describe the process.
@@ -119,4 +120,6 @@ def values_at(factors: Sequence[Factor], u: Sequence[float]) -> dict[str, Any]:
 
 def point_params(params: Config, factors: Sequence[Factor], u: Sequence[float]) -> Config:
     """The scenario at one point of the unit cube, validated (ConfigError if not valid)."""
-    return keys.apply_point(params, values_at(factors, u))
+    p = keys.apply_point(params, values_at(factors, u))
+    validate(p)
+    return p

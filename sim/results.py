@@ -1,9 +1,9 @@
-"""Independent replications of a scenario, serial or in processes, and their aggregate.
+"""The aggregate over replications: tables with confidence and predictive bands, the headline
+figures with their intervals, and plots drawn from those tables.
 
-Replication r depends on (seed, r) only: the same r sees the same random numbers in every
-scenario (common random numbers), and results are identical whatever the number of processes.
-With a calibrated ensemble on, replication r also draws its ensemble member from (seed, r), so
-the bands cover both the model's randomness and the calibrated parameters' uncertainty.
+``ci95`` is the 95 % confidence interval of the replication mean (Student t); ``predictive95``
+the 2.5-97.5 percentiles over replications (with an ensemble on, they also carry the
+calibrated inputs' uncertainty).
 """
 
 from __future__ import annotations
@@ -11,108 +11,23 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from sim import ensemble
 from sim.clearance import clearance
 from sim.metrics import RunResult, clearance_summary
 from sim.params import Config
 from sim.recorder import CLASS_DIMS, WaitHistogram
-from sim.runner import parallel_map, simulate
 from sim.stats import band, mean_ci, percentile_band, predictive_interval
 
 BAND_COLUMNS = ("pending", "approved", "denied", "withdrawn", "arrivals", "waiting",
                 "past_statutory_limit", "cohort_pending")
 GROUP_DIMS = ("destination", "trusted", "military")
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-# spawn_key (r, MEMBER_KEY) seeds replication r's ensemble-member draw. The model's streams of
-# replication r are the children (r, i) of SeedSequence(seed, spawn_key=(r,)), i < number of
-# streams (a handful), so 2**20 never collides with them and the draw leaves them untouched.
-MEMBER_KEY = 2**20
 BANDS_NOTE = ("ci95: 95 % confidence interval of the replication mean (t); "
               "predictive95: 2.5-97.5 percentiles over replications")
-
-
-def ensemble_members(params: Config) -> list[dict[str, Any]]:
-    """Parameter sets of the calibrated ensemble (dotted key -> value), from its YAML file.
-
-    ``calibration.ensemble_file`` is relative to configs/, or absolute (pathlib keeps an
-    absolute right-hand side as it is).
-    """
-    path = CONFIG_DIR / params.calibration.ensemble_file
-    if not path.is_file():
-        raise FileNotFoundError(f"calibration.ensemble_file={path}: no such file")
-    members = (yaml.safe_load(path.read_text()) or {}).get("members") or []
-    if not members:
-        raise ValueError(f"calibration.ensemble_file={path}: no members")
-    return members
-
-
-def member_index(seed: int, replication: int, n_members: int) -> int:
-    """The ensemble member (0..n_members-1) replication ``replication`` runs with.
-
-    Drawn uniformly from its own generator, seeded by (seed, replication) only: the same
-    whatever the number of processes, the other replications or the order of a sweep.
-    """
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(replication, MEMBER_KEY)))
-    return int(rng.integers(n_members))
-
-
-def replication_params(params: Config, replication: int,
-                       members: list[dict[str, Any]] | None) -> Config:
-    """The parameters replication r runs with: its drawn ensemble member when one is on."""
-    if not members:
-        return params
-    from sim.keys import apply_point  # types the members' values and validates
-
-    member = members[member_index(params.seed, replication, len(members))]
-    return apply_point(params, kept_out(params, member))
-
-
-def kept_out(params: Config, member: dict[str, Any]) -> dict[str, Any]:
-    """The member without the settings the user set (``calibration.keep``), nor those of
-    timeline events the scenario dropped."""
-    from sim import keys
-
-    kept = params.calibration.keep
-
-    def clash(key: str) -> bool:
-        return any(key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in kept)
-
-    def exists(key: str) -> bool:
-        try:
-            keys.get(params, key)
-            return True
-        except (KeyError, IndexError, ValueError, TypeError):
-            return False
-
-    return {k: v for k, v in member.items() if not clash(k) and exists(k)}
-
-
-def _run_one(args: tuple[Config, int, int | None]) -> RunResult:
-    params, r, member = args
-    result = simulate(params, replication=r)
-    if member is not None:
-        result.summary["ensemble_member"] = member
-    return result
-
-
-def run_replications(params: Config, n: int | None = None, jobs: int | None = None,
-                     first: int = 0, progress: bool | None = None) -> list[RunResult]:
-    """Replications first..first+n-1, in ``jobs`` processes; order and numbers do not depend
-    on ``jobs``. They run through :func:`sim.runner.parallel_map`, the pool every study uses."""
-    n = params.replications if n is None else n
-    jobs = params.jobs if jobs is None else jobs
-    members = ensemble_members(params) if params.calibration.ensemble else None
-    tasks = [(replication_params(params, r, members), r,
-              member_index(params.seed, r, len(members)) if members else None)
-             for r in range(first, first + n)]
-    return parallel_map(_run_one, tasks, jobs, desc=f"{params.name}: replications",
-                        progress=progress, unit="rep")
 
 
 @dataclass
@@ -244,7 +159,7 @@ class Results:
         out["bands"] = BANDS_NOTE + (" and calibrated ensemble members" if on else "")
         if on:
             out["ensemble"] = {"file": self.params.calibration.ensemble_file,
-                               "members": len(ensemble_members(self.params)),
+                               "members": len(ensemble.ensemble_members(self.params)),
                                "used": [r.summary.get("ensemble_member") for r in self.runs]}
         return out
 
@@ -268,12 +183,6 @@ class Results:
         from sim import plotting
 
         return plotting.waits_figure(self.params, self.waits, ax=ax)
-
-
-def replicate(params: Config, n: int | None = None, jobs: int | None = None,
-              progress: bool | None = None) -> Results:
-    """Run a scenario's replications and aggregate them."""
-    return Results(params, run_replications(params, n, jobs, progress=progress))
 
 
 def _none_if_nan(x: float) -> float | None:

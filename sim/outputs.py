@@ -10,6 +10,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -79,9 +80,34 @@ def is_complete(out_dir: Path) -> bool:
     return True
 
 
+def save_figure(fig, path: Path, formats: Sequence[str] = ("png", "svg")) -> None:
+    """Write a figure in each format, atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        for fmt in formats:
+            target = Path(path).with_suffix(f".{fmt}")
+            atomic_write(target, lambda tmp, fmt=fmt: fig.savefig(tmp, dpi=120, format=fmt))
+    finally:
+        plt.close(fig)
+
+
+def write_figures(out_dir: Path, results) -> list[str]:
+    """The standard figures of a run folder; returns their stems."""
+    figures = {
+        "backlog": results.plot_backlog,
+        "backlog_by_destination": lambda: results.plot_groups("destination"),
+        "backlog_by_trust": lambda: results.plot_groups("trusted"),
+        "approvals_cumulative": results.plot_cumulative_approvals,
+        "waits": results.plot_waits,
+    }
+    for stem, draw in figures.items():  # one figure open at a time
+        save_figure(draw(), Path(out_dir) / stem)
+    return list(figures)
+
+
 def write_run(out_dir: Path, results) -> Path:
-    """All files of a run (sim.replications.Results); summary.json last marks it complete."""
-    from sim import plotting
+    """All files of a run (sim.results.Results); summary.json last marks it complete."""
 
     params = results.params
     out_dir = Path(out_dir)
@@ -99,6 +125,6 @@ def write_run(out_dir: Path, results) -> Path:
             apps = [a.assign(replication=i) for i, a in enumerate(apps)]
         write_csv(out_dir / "applications.csv", pd.concat(apps, ignore_index=True))
     if params.output.plots:
-        plotting.save_all(out_dir, results)
+        write_figures(out_dir, results)
     write_json(out_dir / "summary.json", summary_document(params, results))
     return out_dir

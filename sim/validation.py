@@ -1,0 +1,248 @@
+"""Validation of typed parameters: every value, then every regime the timeline produces.
+
+Plain Python on :class:`sim.params.Config`, with no Hydra: the command line, scenario files,
+studies and the Python API all end here. Each refusal is a :class:`ConfigError`, one line
+naming the key, the value and what is allowed.
+
+Adding a lever: its field goes in :mod:`sim.params`, its check in :func:`_check_levers` (or
+:func:`_check_frame` if a timeline event may not change it), its rule in :mod:`sim.policies`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from sim import keys, policies
+from sim.params import (
+    CALENDAR_KINDS,
+    CLEARANCE_BACKLOGS,
+    CONFIG_DIR,
+    DESTINATIONS,
+    ELEMENT_GROUPS,
+    GREEN_CHANNEL_MODES,
+    MILITARY_POLICIES,
+    REVIEW_DISTRIBUTIONS,
+    CalendarKind,
+    Config,
+    GreenChannelMode,
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value outside what is allowed; the message is one line."""
+
+    def __init__(self, key: str, value: Any, allowed: str):
+        super().__init__(f"{key}={value!r}: {allowed}")
+        self.key, self.value, self.allowed = key, value, allowed
+
+    def __reduce__(self):  # picklable, so a failed job under a process launcher reports it
+        return (ConfigError, (self.key, self.value, self.allowed))
+
+
+
+def _date(key: str, value: Any) -> dt.date:
+    try:
+        return policies.parse_date(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, value, "must be a date YYYY-MM-DD") from None
+
+
+def _at_least(key: str, value: Any, low: float, strict: bool = False) -> None:
+    ok = value is not None and not (isinstance(value, float) and math.isnan(value)) and (
+        value > low if strict else value >= low)
+    if not ok:
+        raise ConfigError(key, value, f"must be {'>' if strict else '>='} {low}")
+
+
+def _within(key: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
+    """A finite number in [low, high] (or (low, high]); refuses None, NaN and infinity."""
+    ok = (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+          and (low < value if low_open else low <= value) and value <= high)
+    if not ok:
+        raise ConfigError(key, value, f"must be a number in {'(' if low_open else '['}{low}, "
+                                      f"{high}]")
+
+
+def _share(key: str, value: Any, top_open: bool = False) -> None:
+    if value is None or not (0.0 <= value < 1.0 if top_open else 0.0 <= value <= 1.0):
+        raise ConfigError(key, value, f"must be a share in [0, 1{')' if top_open else ']'}")
+
+
+def _one_of(key: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ConfigError(key, value, f"must be one of {', '.join(allowed)}")
+
+
+def _keys_in(key: str, mapping: dict, allowed: Sequence[str]) -> None:
+    for k in mapping:
+        if k not in allowed:
+            raise ConfigError(f"{key}.{k}", mapping[k],
+                              f"unknown key; allowed: {', '.join(allowed)}")
+
+
+def validate(p: Config) -> None:
+    """Check every value, then every regime the timeline produces; raise ConfigError."""
+    _check_frame(p)
+    _check_levers(p)
+    for name, event in p.timeline.items():
+        _date(f"timeline.{name}.date", event.date)
+        for key in event.changes:
+            if not policies.settable(key):
+                raise ConfigError(f"timeline.{name}.changes.{key}", event.changes[key],
+                                  "a timeline event cannot change this key")
+    for name, event in p.timeline.items():
+        for key, value in event.changes.items():
+            try:
+                policies.apply_changes(p, {key: value})
+            except KeyError:
+                raise ConfigError(f"timeline.{name}.changes.{key}", value,
+                                  "unknown key (give a single setting, e.g. officials.count)"
+                                  ) from None
+    for regime in policies.build_regimes(p)[1:]:
+        try:
+            _check_levers(regime.params)
+        except ConfigError as err:
+            label = ", ".join(regime.labels)
+            raise ConfigError(f"timeline event '{label}': {err.key}", err.value,
+                              err.allowed) from None
+
+
+def _check_frame(p: Config) -> None:
+    """Settings that fix the run's frame (dates, seed, calendar, backlog, outputs)."""
+    if not isinstance(p.seed, int) or p.seed < 0:
+        raise ConfigError("seed", p.seed, "must be an integer >= 0")
+    start = _date("start_date", p.start_date)
+    if (p.end_date is None) == (p.horizon_days is None):
+        raise ConfigError("horizon_days", p.horizon_days,
+                          "set exactly one of end_date and horizon_days (the other null)")
+    if p.end_date is not None:
+        end = _date("end_date", p.end_date)
+        if end <= start:
+            raise ConfigError("end_date", p.end_date, f"must be after start_date={p.start_date}")
+        n_days = (end - start).days + 1
+    else:
+        _at_least("horizon_days", p.horizon_days, 1)
+        n_days = p.horizon_days
+    if not 0 <= p.warmup_days < n_days:
+        raise ConfigError("warmup_days", p.warmup_days, f"must be in [0, {n_days}) days")
+    _one_of("calendar.kind", p.calendar.kind, CALENDAR_KINDS)
+    if p.calendar.kind == CalendarKind.china:
+        from sim.calendar import china_calendar_years
+
+        first, last = china_calendar_years()
+        end = start + dt.timedelta(days=n_days - 1)
+        if start.year - 1 < first or end.year > last:
+            raise ConfigError("end_date", end.isoformat(),
+                              f"calendar.kind=china covers {first + 1}..{last} only")
+    for i, s in enumerate(p.arrivals.surges):
+        _date(f"arrivals.surges[{i}].start_date", s.start_date)
+        _at_least(f"arrivals.surges[{i}].size", s.size, 0)
+        _at_least(f"arrivals.surges[{i}].decay_days", s.decay_days, 0, strict=True)
+        _one_of(f"arrivals.surges[{i}].elements", s.elements, ELEMENT_GROUPS)
+    for i, change in enumerate(p.officials.schedule):
+        _date(f"officials.schedule[{i}].date", change.date)
+        _at_least(f"officials.schedule[{i}].count", change.count, 1)
+    ramp = p.officials.ramp
+    if ramp.start_date is not None:
+        _date("officials.ramp.start_date", ramp.start_date)
+    _within("officials.ramp.days", ramp.days, 0, 3650)
+    _within("officials.ramp.count", ramp.count, 1, 100_000)
+    _date("green_channel.start_date", p.green_channel.start_date)
+    _at_least("replications", p.replications, 1)
+    _at_least("jobs", p.jobs, 1)
+    c = p.clearance
+    _one_of("clearance.backlog", c.backlog, CLEARANCE_BACKLOGS)
+    if not 0 < c.fraction_of_peak <= 1:
+        raise ConfigError("clearance.fraction_of_peak", c.fraction_of_peak, "must be in (0, 1]")
+    if c.level is not None:
+        _at_least("clearance.level", c.level, 0)
+    if c.cohort_date is not None:
+        _date("clearance.cohort_date", c.cohort_date)
+    if c.event is not None and c.event not in p.timeline:
+        raise ConfigError("clearance.event", c.event,
+                          f"must be null or a timeline event: {', '.join(p.timeline) or 'none'}")
+    for key in p.calibration.keep:
+        try:
+            keys.get(p, key)
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise ConfigError("calibration.keep", key, "no such setting in the scenario") from None
+    if p.calibration.ensemble:
+        path = CONFIG_DIR / p.calibration.ensemble_file
+        if not path.is_file():
+            raise ConfigError("calibration.ensemble_file", p.calibration.ensemble_file,
+                              f"no such file under {CONFIG_DIR}")
+    _at_least("initial_backlog.count", p.initial_backlog.count, 0)
+    if not 0 <= p.initial_backlog.max_waited_days <= 3650:
+        raise ConfigError("initial_backlog.max_waited_days", p.initial_backlog.max_waited_days,
+                          "must be in [0, 3650] days")
+
+
+def _check_levers(p: Config) -> None:
+    """Settings a timeline event may change: checked for the start and for every regime."""
+    a = p.arrivals
+    _at_least("arrivals.rate_per_day", a.rate_per_day, 0)
+    _at_least("arrivals.october5_rate_per_day", a.october5_rate_per_day, 0)
+    c = p.classes
+    _keys_in("classes.destination_shares", c.destination_shares, DESTINATIONS)
+    for k, v in c.destination_shares.items():
+        _share(f"classes.destination_shares.{k}", v)
+    total = sum(c.destination_shares.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError("classes.destination_shares", round(total, 6), "shares must sum to 1")
+    _keys_in("classes.trusted_share", c.trusted_share, DESTINATIONS)
+    for k, v in c.trusted_share.items():
+        _share(f"classes.trusted_share.{k}", v)
+    _share("classes.military_share", c.military_share)
+    _at_least("intake.mean_working_days", p.intake.mean_working_days, 0)
+    _at_least("statutory.working_days", p.statutory.working_days, 1)
+    _at_least("officials.count", p.officials.count, 1)
+    _within("officials.scale", p.officials.scale, 0, 100, low_open=True)
+    h = p.officials.hours_per_day
+    if not 0 < h <= 24:
+        raise ConfigError("officials.hours_per_day", h, "must be in (0, 24]")
+    r = p.review
+    if (r.mean_hours is None) == (r.mean_days is None):
+        raise ConfigError("review.mean_hours", r.mean_hours,
+                          "set exactly one of review.mean_hours and review.mean_days")
+    if r.mean_hours is not None:
+        _at_least("review.mean_hours", r.mean_hours, 0, strict=True)
+    else:
+        _at_least("review.mean_days", r.mean_days, 0, strict=True)
+    _one_of("review.distribution", r.distribution, REVIEW_DISTRIBUTIONS)
+    _at_least("review.cv", r.cv, 0, strict=True)
+    _at_least("review.effort_multiplier", r.effort_multiplier, 0, strict=True)
+    _within("interagency.mean_working_days", p.interagency.mean_working_days, 0, 250)
+    _within("interagency.cv", p.interagency.cv, 0, 10, low_open=True)
+    for d in p.queue.served_last:
+        _one_of("queue.served_last", d, DESTINATIONS)
+    _share("incomplete.probability", p.incomplete.probability, top_open=True)
+    _at_least("incomplete.response_mean_days", p.incomplete.response_mean_days, 0)
+    _share("consultation.share", p.consultation.share)
+    _at_least("consultation.mean_working_days", p.consultation.mean_working_days, 0)
+    _one_of("military.policy", p.military.policy, MILITARY_POLICIES)
+    _share("decision.deny_probability", p.decision.deny_probability)
+    g = p.green_channel
+    _one_of("green_channel.mode", g.mode, GREEN_CHANNEL_MODES)
+    # More dedicated officials than the pool holds is allowed: all of them then serve the
+    # green lane first (sim.policies.dedicated_officials caps it), e.g. while staff is short.
+    if g.mode == GreenChannelMode.dedicated and g.dedicated_officials < 1:
+        raise ConfigError("green_channel.dedicated_officials", g.dedicated_officials,
+                          "must be >= 1 when green_channel.mode=dedicated")
+    for d in g.destinations:
+        _one_of("green_channel.destinations", d, DESTINATIONS)
+    _at_least("green_channel.effort_multiplier", g.effort_multiplier, 0, strict=True)
+    lic = p.licence
+    _at_least("licence.term_days", lic.term_days, 1)
+    _share("licence.renewal_share", lic.renewal_share)
+    if not 0 <= lic.renewal_lead_days < lic.term_days:
+        raise ConfigError("licence.renewal_lead_days", lic.renewal_lead_days,
+                          f"must be in [0, licence.term_days={lic.term_days})")
+    if p.withdrawal.patience_days is not None:
+        _at_least("withdrawal.patience_days", p.withdrawal.patience_days, 0, strict=True)
+    if not isinstance(p.controls.april7, bool) or not isinstance(p.controls.october5, bool):
+        raise ConfigError("controls", p.controls, "april7 and october5 must be true or false")
+
+
