@@ -52,6 +52,12 @@ class ClearanceBacklog(StrEnum):
     pending = "pending"
 
 
+class ExecutorKind(StrEnum):
+    local = "local"  # processes on this machine
+    submitit_local = "submitit_local"  # submitit's jobs on this machine: the cluster code path
+    slurm = "slurm"  # submitit's Slurm jobs
+
+
 MILITARY_POLICIES = tuple(MilitaryPolicy)
 GREEN_CHANNEL_MODES = tuple(GreenChannelMode)
 CALENDAR_KINDS = tuple(CalendarKind)
@@ -272,6 +278,25 @@ class OutputConfig:
 
 
 @dataclass
+class ExecutorConfig:
+    """Where a study's independent tasks run: replications, calibration points, sensitivity
+    points. Each task carries its own seed, so results are identical for every kind; ``jobs``
+    (or a study's own ``jobs``) is the number of workers. Options: configs/executor/."""
+
+    kind: ExecutorKind = ExecutorKind.local
+    folder: str = "outputs/executor"  # submitit's pickles and logs, a subfolder per call
+    timeout_min: int = 60  # per worker job (submitit)
+    # Slurm only (site settings: configs/local/executor/slurm.yaml, git-ignored)
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    cpus_per_task: int = 1
+    mem_gb: float = 4.0
+    setup: list[str] = field(default_factory=list)  # shell lines run before a job
+    additional_parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Config:
     name: str = "custom"
     seed: int = 20250404
@@ -307,10 +332,11 @@ class Config:
     clearance: ClearanceConfig = field(default_factory=ClearanceConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
 
 # Keys a timeline event may not change: they fix the run's frame, not a policy.
-FRAME_KEYS = ("name", "seed", "replications", "jobs", "resume", "clearance", "calibration",
+FRAME_KEYS = ("name", "seed", "replications", "jobs", "resume", "executor", "clearance", "calibration",
               "start_date", "end_date", "horizon_days", "warmup_days",
               "calendar", "initial_backlog", "timeline", "output", "officials.schedule",
               "officials.ramp",
