@@ -336,7 +336,8 @@ class Config:
 
 
 # Keys a timeline event may not change: they fix the run's frame, not a policy.
-FRAME_KEYS = ("name", "seed", "replications", "jobs", "resume", "executor", "clearance", "calibration",
+FRAME_KEYS = ("name", "seed", "replications", "jobs", "resume", "executor", "clearance",
+              "calibration",
               "start_date", "end_date", "horizon_days", "warmup_days",
               "calendar", "initial_backlog", "timeline", "output", "officials.schedule",
               "officials.ramp",

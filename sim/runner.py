@@ -16,7 +16,7 @@ from sim.calendar import WorkingClock
 from sim.executor import parallel_map
 from sim.metrics import RunResult
 from sim.model import LicenceModel, make_streams
-from sim.params import CalendarKind, Config
+from sim.params import CalendarKind, Config, ExecutorConfig
 from sim.policies import parse_date
 from sim.results import Results
 
@@ -72,9 +72,11 @@ def _run_one(args: tuple[Config, int, int | None]) -> RunResult:
 
 
 def run_replications(params: Config, n: int | None = None, jobs: int | None = None,
-                     first: int = 0, progress: bool | None = None) -> list[RunResult]:
-    """Replications first..first+n-1, in ``jobs`` processes; order and numbers do not depend
-    on ``jobs``. They run through :func:`sim.executor.parallel_map`, the pool every study uses."""
+                     first: int = 0, progress: bool | None = None,
+                     executor: ExecutorConfig | None = None) -> list[RunResult]:
+    """Replications first..first+n-1 on ``jobs`` workers of ``executor`` (default
+    ``params.executor``); order and numbers depend on neither. They run through
+    :func:`sim.executor.parallel_map`, the pool every study uses."""
     n = params.replications if n is None else n
     jobs = params.jobs if jobs is None else jobs
     members = ensemble.ensemble_members(params) if params.calibration.ensemble else None
@@ -82,10 +84,12 @@ def run_replications(params: Config, n: int | None = None, jobs: int | None = No
               ensemble.member_index(params.seed, r, len(members)) if members else None)
              for r in range(first, first + n)]
     return parallel_map(_run_one, tasks, jobs, desc=f"{params.name}: replications",
-                        progress=progress, unit="rep")
+                        progress=progress, unit="rep",
+                        executor=params.executor if executor is None else executor)
 
 
 def replicate(params: Config, n: int | None = None, jobs: int | None = None,
-              progress: bool | None = None) -> Results:
+              progress: bool | None = None, executor: ExecutorConfig | None = None) -> Results:
     """Run a scenario's replications and aggregate them."""
-    return Results(params, run_replications(params, n, jobs, progress=progress))
+    return Results(params, run_replications(params, n, jobs, progress=progress,
+                                            executor=executor))

@@ -16,7 +16,7 @@
 5. The ensemble: simulated points not ruled out by their own runs nor by any later emulator.
 
 Studies receive plain parameters: this module never composes Hydra. Every simulation goes
-through :func:`sim.runner.parallel_map`, each point with its own seed from a SeedSequence.
+through :func:`sim.executor.parallel_map`, each point with its own seed from a SeedSequence.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from sim.executor import parallel_map
 from sim.params import Config
-from sim.runner import parallel_map, simulate
+from sim.runner import simulate
 from sim.studies import space
 from sim.studies.targets import Target, implausibility, output_values, target_days
 
@@ -119,7 +120,8 @@ def run_points(points: Sequence[Config], replications: int | range, targets: Seq
         return np.empty((0, len(reps), len(targets))), 0.0
     days = target_days(targets, points[0].start_date)
     tasks = [(p, reps, list(targets), days) for p in points]
-    results = parallel_map(_run_point, tasks, jobs, desc=desc, unit="point")
+    results = parallel_map(_run_point, tasks, jobs, desc=desc, unit="point",
+                           executor=points[0].executor)
     return np.array([v for v, _ in results]), sum(c for _, c in results)
 
 
