@@ -28,12 +28,14 @@ from sim.params import (
     Config,
     GreenChannelMode,
     MilitaryPolicy,
+    PatienceDistribution,
     ReviewDistribution,
 )
 from sim.recorder import APPROVED, DENIED, WITHDRAWN, Recorder
 
 STREAMS = ("arrivals", "classes", "intake", "review", "incomplete", "consultation",
-           "decision", "renewal", "backlog", "stages")  # new streams go last: earlier ones keep
+           "decision", "renewal", "backlog", "stages",
+           "withdrawal")  # new streams go last: earlier ones keep
 GREEN, REGULAR, LAST = 0, 1, 2  # queue lanes (LAST: destinations served after all others)
 GENERAL, DEDICATED = 0, 1  # kinds of official
 
@@ -86,7 +88,7 @@ def _chance(draw: Draws, probability: float) -> bool:
 class Application:
     __slots__ = ("id", "cls", "dest", "trusted", "military", "group", "renewal", "submitted",
                  "accepted", "due", "review_start", "decided", "outcome", "rounds", "withdrawn",
-                 "event", "seq", "lane", "renews")
+                 "event", "seq", "lane", "renews", "patience")
 
     def __init__(self, app_id, dest, trusted, military, group, renewal, submitted):
         self.id = app_id
@@ -104,6 +106,7 @@ class Application:
         self.seq = 0
         self.lane = REGULAR
         self.renews = -1  # id of the application whose licence this one renews
+        self.patience = -1.0  # own patience / mean patience, once drawn (exponential only)
 
 
 class OfficialPool:
@@ -234,7 +237,8 @@ class LicenceModel:
         self._effort = (mean * policies.effort_factor(p, green=True), regular, regular)  # by lane
         r = p.review
         self._exponential_review = r.distribution == ReviewDistribution.exponential
-        if not self._exponential_review:
+        self._fixed_review = r.distribution == ReviewDistribution.fixed
+        if r.distribution == ReviewDistribution.lognormal:
             self._ln_sigma = math.sqrt(math.log1p(r.cv**2))
             self._ln_mu = -0.5 * self._ln_sigma**2
         stage = p.interagency
@@ -401,8 +405,15 @@ class LicenceModel:
         if official is not None:
             return official
         event = self.pool.join_queue(app, lane)
-        patience = self.p.withdrawal.patience_days
+        w = self.p.withdrawal
+        patience = w.patience_days
         if patience is not None:
+            if w.patience_distribution == PatienceDistribution.exponential:
+                # the application's own patience (in units of the current mean), drawn the
+                # first time it has to wait and kept for later rounds
+                if app.patience < 0:
+                    app.patience = self.draws["withdrawal"].exponential()
+                patience *= app.patience
             self.env.timeout(max(app.submitted + patience - self.env.now, 0.0)).callbacks.append(
                 lambda _: self.pool.withdraw(app))
         return (yield event)
@@ -413,6 +424,8 @@ class LicenceModel:
         draw = self.draws["review"]
         if self._exponential_review:
             x = draw.exponential()
+        elif self._fixed_review:
+            x = 1.0  # exactly the mean effort: no random number
         else:
             x = math.exp(self._ln_mu + self._ln_sigma * draw.normal())
         effort = self._effort[app.lane] * x

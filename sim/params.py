@@ -45,6 +45,12 @@ class CalendarKind(StrEnum):
 class ReviewDistribution(StrEnum):
     exponential = "exponential"
     lognormal = "lognormal"
+    fixed = "fixed"  # every review takes exactly its mean effort, no random draw (tests)
+
+
+class PatienceDistribution(StrEnum):
+    fixed = "fixed"  # every applicant waits withdrawal.patience_days, then withdraws
+    exponential = "exponential"  # each applicant's own patience, exponential with that mean
 
 
 class ClearanceBacklog(StrEnum):
@@ -62,6 +68,7 @@ MILITARY_POLICIES = tuple(MilitaryPolicy)
 GREEN_CHANNEL_MODES = tuple(GreenChannelMode)
 CALENDAR_KINDS = tuple(CalendarKind)
 REVIEW_DISTRIBUTIONS = tuple(ReviewDistribution)
+PATIENCE_DISTRIBUTIONS = tuple(PatienceDistribution)
 CLEARANCE_BACKLOGS = tuple(ClearanceBacklog)
 
 
@@ -157,7 +164,7 @@ class ReviewConfig:
     mean_hours: float | None = 8.0
     mean_days: float | None = None
     distribution: ReviewDistribution = ReviewDistribution.exponential
-    cv: float = 1.0  # coefficient of variation, lognormal only
+    cv: float = 1.0  # coefficient of variation, lognormal only (fixed: none, exponential: 1)
     effort_multiplier: float = 1.0  # e.g. more documentation per application
 
 
@@ -218,7 +225,12 @@ class LicenceConfig:
 
 @dataclass
 class WithdrawalConfig:
+    """An application still waiting for an official this long after submission withdraws."""
+
     patience_days: float | None = None  # None: applicants never withdraw
+    # fixed: everyone's patience is patience_days; exponential: each application's own,
+    # drawn (from the `withdrawal` stream) the first time it has to wait, mean patience_days
+    patience_distribution: PatienceDistribution = PatienceDistribution.fixed
 
 
 @dataclass

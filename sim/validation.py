@@ -24,6 +24,7 @@ from sim.params import (
     ELEMENT_GROUPS,
     GREEN_CHANNEL_MODES,
     MILITARY_POLICIES,
+    PATIENCE_DISTRIBUTIONS,
     REVIEW_DISTRIBUTIONS,
     CalendarKind,
     Config,
@@ -242,6 +243,8 @@ def _check_levers(p: Config) -> None:
                           f"must be in [0, licence.term_days={lic.term_days})")
     if p.withdrawal.patience_days is not None:
         _at_least("withdrawal.patience_days", p.withdrawal.patience_days, 0, strict=True)
+    _one_of("withdrawal.patience_distribution", p.withdrawal.patience_distribution,
+            PATIENCE_DISTRIBUTIONS)
     if not isinstance(p.controls.april7, bool) or not isinstance(p.controls.october5, bool):
         raise ConfigError("controls", p.controls, "april7 and october5 must be true or false")
 
