@@ -1,4 +1,5 @@
-"""Command line: ``python -m sim.calibrate [calibrate=smoke] [calibrate.key=value ...]``.
+"""Command line: ``python -m sim.calibrate [calibrate=smoke] [calibrate.key=value ...]
+[executor=local|submitit_local|slurm]``.
 
 Composes the scenario exactly as ``python -m sim`` does, hands its parameters to the study
 (:mod:`sim.studies.calibration`), and writes into its run folder ``report.md``, ``points.csv``,
@@ -17,7 +18,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sim.config import CONFIG_DIR, ConfigError, register
+from sim.config import CONFIG_DIR, ConfigError, compose_scenario, executor_from, register
 
 register()
 
@@ -38,7 +39,6 @@ def stderr(msg: str) -> None:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="calibrate")
 def main(cfg: DictConfig) -> None:
-    from sim.config import load_config, to_params
     from sim.studies import calibration
     from sim.studies.targets import TargetsError
 
@@ -47,8 +47,8 @@ def main(cfg: DictConfig) -> None:
     command = " ".join(["python -m sim.calibrate", *map(shlex.quote, overrides)])
     try:
         settings = settings_from(cfg)
-        params = to_params(load_config([f"scenario={settings.scenario}",
-                                        *settings.scenario_overrides]))
+        params = compose_scenario(settings.scenario, settings.scenario_overrides,
+                                  executor_from(cfg))
         cal = calibration.calibrate(params, settings, command=command, log=stderr)
     except (TargetsError, ConfigError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)

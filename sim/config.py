@@ -23,7 +23,7 @@ from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException
 from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, OmegaConf, ValidationError
 
-from sim.params import CONFIG_DIR, Config, EventConfig
+from sim.params import CONFIG_DIR, Config, EventConfig, ExecutorConfig
 from sim.validation import ConfigError, validate
 
 SCHEMA_NAME = "schema"
@@ -84,6 +84,32 @@ def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> D
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=list(overrides))
     return keep_overrides(cfg, overrides) if config_name == "config" else cfg
+
+
+def compose_scenario(scenario: str, overrides: Sequence[str] = (),
+                     executor: ExecutorConfig | None = None) -> Config:
+    """A scenario's typed parameters, composed as ``python -m sim scenario=...`` composes them
+    (from inside a running Hydra application too: the study entry points call it), with the
+    executor a study was given."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = [f"scenario={scenario}", *overrides]
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app: its search path
+        check_overrides(overrides)
+        cfg = keep_overrides(compose(config_name="config", overrides=overrides), overrides)
+    else:
+        cfg = load_config(overrides)
+    params = to_params(cfg)
+    if executor is not None:
+        params.executor = executor
+    return params
+
+
+def executor_from(cfg: DictConfig) -> ExecutorConfig:
+    """The typed executor settings of a study's composed configuration."""
+    node = OmegaConf.merge(OmegaConf.structured(ExecutorConfig), cfg.get("executor") or {})
+    return OmegaConf.to_object(node)
 
 
 def keep_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:

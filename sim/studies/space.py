@@ -34,7 +34,8 @@ NOT_VARIED = ("name", "seed", "start_date", "end_date", "horizon_days", "warmup_
 class Factor:
     """An uncertain input. ``scale``: linear, log, or date (low and high ISO dates, whole days).
     ``integer``: each integer low..high has equal weight. ``source``: where the range comes
-    from (``seeds/priors.yaml`` ids, an article, or "guess")."""
+    from (``seeds/priors.yaml`` ids, an article, or "guess"). ``significant``: digits a value
+    keeps (None: as drawn)."""
 
     key: str
     low: Any
@@ -43,9 +44,10 @@ class Factor:
     scale: str = "linear"
     integer: bool = False
     source: str = "guess"
+    significant: int | None = 4
 
     def value(self, u: float) -> Any:
-        """The value at position ``u`` in [0, 1) of the range (4 significant digits)."""
+        """The value at position ``u`` in [0, 1) of the range."""
         if self.scale == "date":
             lo, hi = policies.parse_date(self.low), policies.parse_date(self.high)
             days = min(math.floor(u * ((hi - lo).days + 1)), (hi - lo).days)
@@ -56,7 +58,7 @@ class Factor:
             x = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
         else:
             x = self.low + u * (self.high - self.low)
-        return float(f"{x:.4g}")
+        return float(x) if self.significant is None else float(f"{x:.{self.significant}g}")
 
     def unit(self, x: Any) -> float:
         """Inverse of :meth:`value`: the position of ``x`` in the range, in [0, 1]."""

@@ -1,0 +1,399 @@
+"""Which levers move a scenario's outcomes most: Morris screening and Sobol indices (SALib).
+
+The study receives the scenario's typed parameters (the entry point :mod:`sim.sensitivity`
+composes them as ``python -m sim`` does). Every point is the scenario with the factors set,
+run through the same replication runner and :func:`sim.executor.parallel_map`; all points use
+the scenario's seed (common random numbers), so the results depend on neither the number of
+workers nor the executor. Morris gives mu* (mean absolute elementary effect) and sigma; Sobol
+the first-order S1 and total ST, each with a bootstrap 95 % interval.
+
+Writes ``points.csv`` (every run: method, factor values, outputs), ``morris.csv``,
+``sobol.csv``, ``sensitivity.png``/``.svg`` and ``report.md`` (last: a folder without it is
+incomplete).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import textwrap
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim import keys
+from sim.executor import LOCAL, parallel_map
+from sim.params import Config
+from sim.studies.space import Factor
+from sim.validation import ConfigError, validate
+
+METHODS = ("morris", "sobol")
+
+
+class SettingsError(ValueError):
+    """A setting of the study that cannot work; the message is one line."""
+
+
+@dataclass
+class Output:
+    key: str  # dotted key of summary.json
+    label: str = ""
+    undefined: float | str | None = None  # replaces a missing value; "horizon": run length
+
+
+@dataclass
+class Settings:
+    name: str = "default"
+    scenario: str = "baseline_2025"
+    scenario_overrides: list[str] = field(default_factory=list)
+    replications: int = 1
+    processes: int = 2  # workers (of the executor the scenario's parameters name)
+    seed: int = 2025
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    morris: dict[str, Any] = field(default_factory=lambda: {"trajectories": 10, "levels": 4})
+    sobol: dict[str, Any] = field(default_factory=lambda: {"n": 16, "resamples": 200})
+    outputs: list[Output] = field(default_factory=list)
+    factors: list[Factor] = field(default_factory=list)
+
+
+def settings_from(raw: dict[str, Any]) -> Settings:
+    """Checked settings from a plain mapping (the composed ``sensitivity`` node)."""
+    raw = dict(raw)
+    try:
+        factors = [Factor(key=k, **_factor_spec(v)) for k, v in
+                   (raw.pop("factors", {}) or {}).items()]
+        outputs = [Output(key=k, **(v or {})) for k, v in (raw.pop("outputs", {}) or {}).items()]
+        s = Settings(**raw, factors=factors, outputs=outputs)
+    except TypeError as err:
+        raise SettingsError(f"sensitivity: {err}") from None
+    unknown = [m for m in s.methods if m not in METHODS]
+    if unknown or not s.methods:
+        raise SettingsError(f"sensitivity.methods={s.methods}: choose from {', '.join(METHODS)}")
+    if len(s.factors) < 2:
+        raise SettingsError("sensitivity.factors: at least two factors are needed")
+    if not s.outputs:
+        raise SettingsError("sensitivity.outputs: at least one output is needed")
+    for f in s.factors:
+        if not f.low < f.high:
+            raise SettingsError(f"sensitivity.factors.{f.key}: low={f.low} must be below "
+                                f"high={f.high}")
+        if f.scale not in ("linear", "log") or (f.scale == "log" and f.low <= 0):
+            raise SettingsError(f"sensitivity.factors.{f.key}: scale must be linear, or log "
+                                "with low > 0")
+    for o in s.outputs:
+        if isinstance(o.undefined, str) and o.undefined != "horizon":
+            raise SettingsError(f"sensitivity.outputs.{o.key}.undefined={o.undefined!r}: "
+                                "a number, horizon or null")
+    if s.replications < 1 or s.processes < 1:
+        raise SettingsError("sensitivity.replications and sensitivity.processes must be >= 1")
+    n = int(s.sobol.get("n", 0))
+    if "sobol" in s.methods and (n < 2 or n & (n - 1)):
+        raise SettingsError(f"sensitivity.sobol.n={n}: a power of two >= 2")
+    if "morris" in s.methods and int(s.morris.get("trajectories", 0)) < 2:
+        raise SettingsError("sensitivity.morris.trajectories: at least 2")
+    return s
+
+
+def _factor_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """A factor's settings as :class:`sim.studies.space.Factor` takes them: ``label`` is its
+    reason, and values are not rounded (the design's positions are used as drawn)."""
+    spec = dict(spec or {})
+    return {"reason": spec.pop("label", ""), "significant": None, **spec}
+
+
+def set_values(params: Config, values: dict[str, Any]) -> Config:
+    """A validated copy of ``params`` with each dotted key set (ConfigError if not allowed).
+    The keys join ``calibration.keep``, so that no ensemble member overrides a factor, and a
+    number set on a float setting is a float."""
+    for key in values:
+        keys.get(params, key)  # KeyError for a key the scenario does not have
+    typed = {k: float(v) if isinstance(keys.get(params, k), float) else v
+             for k, v in values.items()}
+    p = keys.set_values(params, typed)
+    p.calibration.keep = [*params.calibration.keep, *values]
+    validate(p)
+    return p
+
+
+def check_factors(params: Config, factors: Sequence[Factor]) -> None:
+    """Every factor names a value of the scenario, and both ends of its range are valid."""
+    for f in factors:
+        try:
+            keys.get(params, f.key)
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise SettingsError(f"sensitivity.factors.{f.key}: no such key in scenario "
+                                f"{params.name}") from None
+        for u in (0.0, 1.0):
+            try:
+                set_values(params, {f.key: f.value(u)})
+            except ConfigError as err:
+                raise SettingsError(f"sensitivity.factors.{f.key}: {err}") from None
+
+
+def _run_point(task: tuple[Config, int]) -> dict[str, Any]:
+    from sim.runner import replicate
+
+    params, replications = task
+    # Inside a worker: its replications run here, one after the other.
+    results = replicate(params, n=replications, jobs=1, progress=False, executor=LOCAL)
+    return {"summary": results.summary, "days": int(results.summary.get("days", 0))}
+
+
+def output_value(result: dict[str, Any], out: Output) -> tuple[float, bool]:
+    """(value, undefined) of an output in a point's result; undefined values are replaced."""
+    value: Any = result["summary"]
+    for part in out.key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is not None and not (isinstance(value, float) and math.isnan(value)):
+        return float(value), False
+    if out.undefined == "horizon":
+        return float(result["days"]), True
+    return (math.nan if out.undefined is None else float(out.undefined)), True
+
+
+def run_points(base: Config, s: Settings, units: np.ndarray, label: str,
+               log=None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Run every design point (rows of ``units`` in [0, 1]); outputs and their undefined flags."""
+    tasks = []
+    values = []
+    for row in units:
+        point = {f.key: f.value(u) for f, u in zip(s.factors, row, strict=True)}
+        values.append(point)
+        tasks.append((set_values(base, point), s.replications))
+    results = parallel_map(_run_point, tasks, s.processes, desc=f"sensitivity, {label}",
+                           unit="point", executor=base.executor)
+    if log:
+        log(f"  {label}: {len(results)}/{len(tasks)} runs")
+    y = np.full((len(tasks), len(s.outputs)), np.nan)
+    undefined = np.zeros_like(y, dtype=bool)
+    for i, result in enumerate(results):
+        for j, out in enumerate(s.outputs):
+            y[i, j], undefined[i, j] = output_value(result, out)
+    return y, undefined, values
+
+
+# -- the study ------------------------------------------------------------------------------------
+@dataclass
+class Study:
+    settings: Settings
+    params: Config
+    points: Any  # pandas DataFrame: method, point, factor values, outputs, undefined flags
+    morris: Any | None  # DataFrame: output, factor, mu, mu_star, mu_star_conf, sigma, rank
+    sobol: Any | None  # DataFrame: output, factor, S1, S1_conf, ST, ST_conf, rank
+    runtime_s: float
+    command: str = ""
+
+
+def problem(s: Settings) -> dict[str, Any]:
+    """SALib's problem over the unit cube (factor values are mapped from [0, 1])."""
+    return {"num_vars": len(s.factors), "names": [f.key for f in s.factors],
+            "bounds": [[0.0, 1.0]] * len(s.factors)}
+
+
+def run_study(s: Settings, base: Config, log=None, command: str = "") -> Study:
+    """Run the study on the scenario ``base`` (typed parameters)."""
+    import pandas as pd
+    from SALib.analyze import morris as morris_analyze
+    from SALib.analyze import sobol as sobol_analyze
+    from SALib.sample import morris as morris_sample
+    from SALib.sample import sobol as sobol_sample
+
+    t0 = time.perf_counter()
+    check_factors(base, s.factors)
+    prob = problem(s)
+    frames, morris_rows, sobol_rows = [], [], []
+    for method in s.methods:
+        if method == "morris":
+            levels = int(s.morris.get("levels", 4))
+            units = morris_sample.sample(prob, int(s.morris["trajectories"]), num_levels=levels,
+                                         seed=s.seed)
+        else:
+            units = sobol_sample.sample(prob, int(s.sobol["n"]), calc_second_order=False,
+                                        seed=s.seed)
+        if log:
+            log(f"{method}: {len(units)} runs of {s.replications} replication(s) "
+                f"in {s.processes} process(es)")
+        y, undefined, values = run_points(base, s, units, method, log)
+        frame = pd.DataFrame(values)
+        frame.insert(0, "point", range(len(frame)))
+        frame.insert(0, "method", method)
+        for j, out in enumerate(s.outputs):
+            frame[out.key] = y[:, j]
+            frame[f"{out.key}_undefined"] = undefined[:, j]
+        frames.append(frame)
+        for j, out in enumerate(s.outputs):
+            if np.isnan(y[:, j]).any():
+                if log:
+                    log(f"  {out.key}: undefined in some runs and no `undefined` value: "
+                        f"left out of {method}")
+                continue
+            if method == "morris":
+                res = morris_analyze.analyze(prob, units, y[:, j], num_levels=levels,
+                                             num_resamples=1000, seed=s.seed)
+                for i, f in enumerate(s.factors):
+                    morris_rows.append({"output": out.key, "factor": f.key,
+                                        "mu": res["mu"][i], "mu_star": res["mu_star"][i],
+                                        "mu_star_conf": res["mu_star_conf"][i],
+                                        "sigma": res["sigma"][i],
+                                        "undefined_runs": int(undefined[:, j].sum())})
+            else:
+                res = sobol_analyze.analyze(prob, y[:, j], calc_second_order=False,
+                                            num_resamples=int(s.sobol.get("resamples", 200)),
+                                            seed=s.seed)
+                for i, f in enumerate(s.factors):
+                    sobol_rows.append({"output": out.key, "factor": f.key,
+                                       "S1": res["S1"][i], "S1_conf": res["S1_conf"][i],
+                                       "ST": res["ST"][i], "ST_conf": res["ST_conf"][i],
+                                       "undefined_runs": int(undefined[:, j].sum())})
+    morris = _ranked(pd.DataFrame(morris_rows), "mu_star") if morris_rows else None
+    sobol = _ranked(pd.DataFrame(sobol_rows), "ST") if sobol_rows else None
+    points = pd.concat(frames, ignore_index=True)
+    return Study(s, base, points, morris, sobol, time.perf_counter() - t0, command)
+
+
+def _ranked(table, by: str):
+    table["rank"] = table.groupby("output")[by].rank(ascending=False, method="min").astype(int)
+    return table.sort_values(["output", "rank"], kind="stable").reset_index(drop=True)
+
+
+# -- outputs --------------------------------------------------------------------------------------
+def _labels(s: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    return ({f.key: f.reason or f.key for f in s.factors},
+            {o.key: o.label or o.key for o in s.outputs})
+
+
+def sensitivity_figure(study: Study):
+    """Per output (rows): Morris mu* with its interval and sigma; Sobol S1 and ST."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from sim.plotting import PALETTE  # first: it selects the backend
+
+    s = study.settings
+    flabel, olabel = _labels(s)
+    outputs = [o.key for o in s.outputs]
+    columns = [m for m in ("morris", "sobol") if getattr(study, m) is not None]
+    fig, axes = plt.subplots(len(outputs), max(len(columns), 1), squeeze=False,
+                             figsize=(6.5 * max(len(columns), 1), 0.45 * len(s.factors)
+                                      * len(outputs) + 1.2 * len(outputs)),
+                             layout="constrained")
+    for r, out in enumerate(outputs):
+        for c, method in enumerate(columns):
+            ax = axes[r][c]
+            table = getattr(study, method)
+            t = table[table["output"] == out].sort_values("rank", ascending=False)
+            if t.empty:
+                ax.text(0.5, 0.5, "not analysed (undefined values)", ha="center",
+                        transform=ax.transAxes)
+                ax.set_axis_off()
+                continue
+            y = np.arange(len(t))
+            names = [flabel[k] for k in t["factor"]]
+            if method == "morris":
+                ax.barh(y, t["mu_star"], xerr=t["mu_star_conf"], color=PALETTE[0],
+                        label="mu* (mean |elementary effect|), 95 % interval")
+                ax.plot(t["sigma"], y, "D", color=PALETTE[1], label="sigma (interactions, "
+                        "non-linearity)")
+                ax.set_xlabel("effect over the factor's whole range (output units)")
+            else:
+                h = 0.38
+                ax.barh(y + h / 2, t["ST"], height=h, xerr=t["ST_conf"], color=PALETTE[2],
+                        label="total index ST, 95 % interval")
+                ax.barh(y - h / 2, t["S1"], height=h, xerr=t["S1_conf"], color=PALETTE[5],
+                        label="first-order index S1")
+                ax.set_xlabel("share of the output's variance")
+                ax.axvline(0, color="grey", lw=0.8)
+            ax.set_yticks(y, names, fontsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+            ax.grid(axis="x", alpha=0.3)
+            ax.set_title(textwrap.fill(f"{method.capitalize()}: {olabel[out]}", 60), fontsize=9)
+            if r == 0:
+                ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Sensitivity of scenario '{study.params.name}' ({study.params.start_date} to "
+                 f"{_end(study.params)}, {len(study.points)} runs)", fontsize=11)
+    return fig
+
+
+def _markdown(table) -> str:
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float | np.floating):
+        return "" if math.isnan(v) else f"{v:.3g}"
+    return str(v)
+
+
+def report_text(study: Study) -> str:
+    s = study.settings
+    flabel, olabel = _labels(s)
+    n_runs = len(study.points)
+    lines = [f"# Sensitivity of scenario {study.params.name}: {s.name}", "",
+             f"- command: `{study.command or 'run_study()'}`",
+             f"- {study.params.start_date} to {_end(study.params)}, "
+             f"seed {study.params.seed} for every point (common random numbers), "
+             f"{s.replications} replication(s) a point",
+             f"- {n_runs} runs in {s.processes} process(es), {study.runtime_s:.0f} s",
+             f"- methods: {', '.join(s.methods)} (SALib); factors over their ranges:", ""]
+    lines += [f"  - `{f.key}` ({flabel[f.key]}): {f.low:g} to {f.high:g}"
+              f"{' (log scale)' if f.scale == 'log' else ''}{' (integer)' if f.integer else ''}"
+              for f in s.factors]
+    for out in s.outputs:
+        lines += ["", f"## {olabel[out.key]} (`{out.key}`)", ""]
+        undefined = int(study.points[f"{out.key}_undefined"].sum())
+        if undefined:
+            lines.append(f"Undefined in {undefined} of {n_runs} runs"
+                         + (" (counted as the run's length in days: a lower bound)."
+                            if out.undefined == "horizon" else "."))
+            lines.append("")
+        for table, intro, columns in (
+                (study.morris, "Morris screening (mu*: mean absolute effect of moving the "
+                 "factor over its range; sigma: spread of the effects, i.e. interactions or "
+                 "non-linearity):", ["rank", "factor", "mu_star", "mu_star_conf", "sigma", "mu"]),
+                (study.sobol, "Sobol indices (ST: share of the variance due to the factor with "
+                 "its interactions; S1: alone). Intervals wider than the indices mean the sample "
+                 "is too small to tell:", ["rank", "factor", "ST", "ST_conf", "S1", "S1_conf"])):
+            t = None if table is None else table[table["output"] == out.key]
+            if t is not None and len(t):
+                lines += [intro, "", _markdown(t[columns]), ""]
+    return "\n".join(lines) + "\n"
+
+
+def _end(params: Config) -> str:
+    """The run's last day (end_date, or start_date + horizon_days - 1)."""
+    from sim.policies import parse_date
+    from sim.runner import horizon_days
+
+    return (parse_date(params.start_date)
+            + dt.timedelta(days=horizon_days(params) - 1)).isoformat()
+
+
+def write_results(study: Study, out_dir: Path) -> list[str]:
+    """points.csv, morris.csv, sobol.csv, sensitivity.png/.svg, then report.md."""
+    from sim.outputs import atomic_write, save_figure, write_csv
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.md").unlink(missing_ok=True)
+    written = ["points.csv"]
+    write_csv(out_dir / "points.csv", study.points)
+    for method in ("morris", "sobol"):
+        table = getattr(study, method)
+        if table is not None:
+            write_csv(out_dir / f"{method}.csv", table)
+            written.append(f"{method}.csv")
+    if study.morris is not None or study.sobol is not None:
+        save_figure(sensitivity_figure(study), out_dir / "sensitivity")
+        written.append("sensitivity.png")
+    text = report_text(study)
+    atomic_write(out_dir / "report.md", lambda tmp: tmp.write_text(text))
+    written.append("report.md")
+    return written
