@@ -238,6 +238,7 @@ BAD_INPUT = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides, key, kind, files", BAD_INPUT)
 def test_bad_input_is_refused(tmp_path, overrides, key, kind, files):
     config_dir = None

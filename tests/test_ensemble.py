@@ -119,6 +119,7 @@ def test_without_an_ensemble_bands_are_over_replications_only():
     assert s["bands"].endswith("2.5-97.5 percentiles over replications")
 
 
+@pytest.mark.slow
 def test_run_folder_and_figures_show_the_predictive_band(ensemble_file, tmp_path):
     res = sim.run(tiny(ensemble_file), replications=4)
     out = write_run(tmp_path / "run", res)

@@ -286,6 +286,7 @@ def test_october_elements_only_while_controlled():
 
 
 # -- accounting ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_conservation_every_day_every_class():
     p = params("end_date=2026-03-31", "withdrawal.patience_days=90", "initial_backlog.count=300",
                "initial_backlog.max_waited_days=30", "classes.military_share=0.05",

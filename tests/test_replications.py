@@ -110,6 +110,7 @@ def test_cohort_days_to_clear():
     assert cohort_days_to_clear(np.array([3.0, 3.0]), 0, 0.5) is None
 
 
+@pytest.mark.slow
 def test_cohort_matches_applications():
     res = sim.run(["end_date=2025-09-30", "calibration.ensemble=false",
                    "output.applications=true"])

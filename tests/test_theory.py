@@ -45,6 +45,7 @@ def mmc_runs(request):
     return request.param, runs
 
 
+@pytest.mark.slow
 def test_mean_wait_matches_erlang_c(mmc_runs):
     (c, rate, mean_days, _, _), runs = mmc_runs
     theory = mmc_wait(c, rate, mean_days)
@@ -52,6 +53,7 @@ def test_mean_wait_matches_erlang_c(mmc_runs):
     assert low <= theory["wq"] <= high, (theory["wq"], low, high)
 
 
+@pytest.mark.slow
 def test_mean_number_waiting_matches_erlang_c(mmc_runs):
     (c, rate, mean_days, _, _), runs = mmc_runs
     theory = mmc_wait(c, rate, mean_days)
@@ -59,12 +61,14 @@ def test_mean_number_waiting_matches_erlang_c(mmc_runs):
     assert low <= theory["lq"] <= high, (theory["lq"], low, high)
 
 
+@pytest.mark.slow
 def test_utilisation_matches_offered_load(mmc_runs):
     (c, rate, mean_days, _, _), runs = mmc_runs
     _, low, high = mean_ci([r.summary["utilisation"] for r in runs], level=0.99)
     assert low <= rate * mean_days / c <= high
 
 
+@pytest.mark.slow
 def test_littles_law_on_simulated_data(mmc_runs):
     """Lq = lambda * Wq with all three measured in the same run (not the theory's values)."""
     _, runs = mmc_runs
@@ -79,6 +83,7 @@ def test_littles_law_on_simulated_data(mmc_runs):
                                                   rel=0.05)
 
 
+@pytest.mark.slow
 def test_conservation_every_day(mmc_runs):
     _, runs = mmc_runs
     for r in runs:
