@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim import sweeps
+from sim.studies import sweeps
 
 POINTS = ("officials.count=3,4,5,6,7,8,9,10", "green_channel.mode=off,priority")
 

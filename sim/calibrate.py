@@ -4,8 +4,8 @@
 Composes the scenario exactly as ``python -m sim`` does, hands its parameters to the study
 (:mod:`sim.studies.calibration`), and writes into its run folder ``report.md``, ``points.csv``,
 the representative point ``<scenario>.yaml`` and ``ensemble_<scenario>.yaml``. With
-``calibrate.install=true`` the last two also go to ``configs/calibrated/``, where the scenario
-reads them.
+``calibrate.install=true`` the ensemble and the report also go to ``configs/calibrated/``, and
+the representative point into the scenario file itself, on the lines that set each value.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sim.config import CONFIG_DIR, ConfigError, compose_scenario, executor_from, register
+from sim.config import ConfigError, compose_scenario, executor_from, register
 
 register()
 
@@ -53,8 +53,7 @@ def main(cfg: DictConfig) -> None:
     except (TargetsError, ConfigError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    install = CONFIG_DIR / "calibrated" if settings.install else None
-    calibration.write_results(cal, out_dir, install)
+    installed = calibration.write_results(cal, out_dir, settings.install)
     m = cal.match
     print(f"calibrated {settings.scenario}: {len(m.units)} points in {len(m.waves)} waves, "
           f"{len(m.members)} ensemble members, {m.final_share:.2%} of the prior box left, "
@@ -67,8 +66,8 @@ def main(cfg: DictConfig) -> None:
                 print(f"  {row['reading']}: [{row['low']}, {row['high']}] mean "
                       f"{row['mean']:.3g}, 95 % predictive {row['predictive_low']:.3g}.."
                       f"{row['predictive_high']:.3g}, {row['share_inside']:.0%} inside")
-    if install:
-        print(f"installed {install / (settings.scenario + '.yaml')} and the ensemble")
+    for path in installed:
+        print(f"installed {path}")
     print(f"wrote {out_dir}")
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sim.sweeps import DEFAULT_FIGURE, FIGURES, collect
+from sim.studies.sweep_collect import collect
+from sim.studies.sweeps import DEFAULT_FIGURE, FIGURES
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,8 +10,12 @@ Studies receive the typed parameters and never compose Hydra themselves.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import enum
+import itertools
+import pickle
+import sys
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +25,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException
+from hydra.experimental.callback import Callback
 from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, OmegaConf, ValidationError
 
 from sim.params import CONFIG_DIR, Config, EventConfig, ExecutorConfig
@@ -215,3 +220,106 @@ def _check_setting(key: str, values: list[Any]) -> None:
             node(value=value)
         except ValidationError:
             raise ConfigError(key, value, wanted + (" or null" if optional else "")) from None
+
+
+# -- sweeps: Hydra's override grammar, and the callback that collects a multirun ----------------
+def override_value(text: str) -> Any:
+    """The typed value of one ``key=value`` override, as Hydra reads it (text if unreadable)."""
+    try:
+        return OverridesParser.create().parse_override(text).value()
+    except Exception:  # an odd string: keep it as text
+        return text.split("=", 1)[1] if "=" in text else text
+
+
+def expand_sweep(arguments: Sequence[str]) -> tuple[list[list[str]], list[str]]:
+    """The points (override lists, in job order) of a sweep's overrides and its swept keys, as
+    Hydra's basic sweeper expands them: the product of the values, the last key fastest; a key
+    given twice keeps its first place and its last values."""
+    overrides = OverridesParser.create().parse_overrides(list(arguments))
+    swept: list[str] = []
+    values: dict[str, list[str]] = {}
+    for o in overrides:
+        key = o.get_key_element()
+        if o.is_sweep_override():
+            if not o.is_discrete_sweep():
+                raise ValueError(f"{key}: an interval sweep needs a sweeper that samples it")
+            values[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+            if o.key_or_group not in swept:
+                swept.append(o.key_or_group)
+        else:
+            values[key] = [f"{key}={o.get_value_element_as_str()}"]
+    return [list(p) for p in itertools.product(*values.values())], swept
+
+
+class CollectCallback(Callback):
+    """Hydra callback: collect the sweep folder when a multirun ends.
+
+    Hydra calls ``on_multirun_end`` only when every job succeeded; when a job fails (Hydra then
+    exits with an error) or the sweep is interrupted, the collection runs at interpreter exit
+    instead, so the table still lists every job. Registered in ``configs/config.yaml``
+    (``hydra.callbacks.collect``); options: ``figure`` (of the heat map), ``keys`` (its two
+    swept keys; null: the first two), ``plots``, ``enabled``.
+    """
+
+    def __init__(self, figure: str = "peak_pending", keys: Sequence[str] | None = None,
+                 plots: bool = True, enabled: bool = True) -> None:
+        self.figure = figure
+        self.keys = list(keys) if keys else None
+        self.plots = plots
+        self.enabled = enabled
+        self._folder: str | None = None
+
+    def on_multirun_start(self, config, **kwargs: Any) -> None:
+        if not self.enabled:
+            return
+        self._folder = str(config.hydra.sweep.dir)
+        # Import the collection's libraries now: at interpreter exit, importing pandas fails
+        # (concurrent.futures cannot register its exit hook any more), which would lose the
+        # table of a sweep with a failed job.
+        import pandas  # noqa: F401
+
+        import sim.outputs
+        import sim.plotting
+        import sim.studies.sweep_collect  # noqa: F401
+
+        atexit.register(self._at_exit)
+
+    def on_multirun_end(self, config, **kwargs: Any) -> None:
+        if self._folder is None:
+            return
+        atexit.unregister(self._at_exit)
+        self._collect()
+
+    def on_job_end(self, config, job_return, **kwargs: Any) -> None:
+        """Make a failed job's exception picklable before a launcher sends it back.
+
+        joblib and submitit return each job's result by pickle; an exception that cannot be
+        unpickled (one whose ``__init__`` takes other arguments than its message) breaks
+        joblib's process pool and loses the sweep's other jobs. Such an exception is replaced
+        by a RuntimeError with the same text (the job's error.txt keeps the original).
+        """
+        error = getattr(job_return, "_return_value", None)
+        if not isinstance(error, BaseException):
+            return
+        try:
+            pickle.loads(pickle.dumps(error))
+        except Exception:  # whatever stops the round trip
+            job_return.return_value = RuntimeError(f"{type(error).__name__}: {error}")
+
+    def _at_exit(self) -> None:
+        if self._folder is not None and Path(self._folder).is_dir():
+            print("collecting the sweep that stopped early:", file=sys.stderr)
+            self._collect()
+
+    def _collect(self) -> None:
+        folder, self._folder = self._folder, None
+        try:
+            from sim.studies.sweep_collect import collect
+
+            collect(folder, figure=self.figure, keys=self.keys, plots=self.plots)
+        except Exception as err:  # the collection must never hide the sweep's own outcome
+            print(f"sweep collection failed: {type(err).__name__}: {err}; "
+                  f"run: python -m sim.collect {folder}", file=sys.stderr)
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled to joblib/submitit workers
+        return {**self.__dict__, "_folder": None}

@@ -278,3 +278,36 @@ def test_bad_calibration_setting_is_refused_with_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: calibrate.readings=nope: no such target id"]
+
+
+# -- the values a reader sees are the values that run -------------------------------------------
+def test_scenario_file_holds_a_member_of_the_committed_ensemble():
+    # The scenario's CALIBRATED lines are the installed representative point: one member.
+    members = yaml.safe_load(ENSEMBLE.read_text())["members"]
+    base = params("calibration.ensemble=false")
+    shown = {k: keys.plain(keys.get(base, k)) for k in members[0]}
+    assert shown in members
+
+
+def test_install_writes_each_value_on_its_own_line(tmp_path):
+    from sim.studies.install import PROVENANCE_MARK, install_point
+
+    source = CONFIG_DIR / "scenario" / "baseline_2025.yaml"
+    point = {"arrivals.rate_per_day": 12.5, "arrivals.surges.0.size": 111.0,
+             "arrivals.surges.1.decay_days": 3.25, "officials.ramp.start_date": "2025-07-01",
+             "timeline.us_hastened.date": "2025-05-02", "officials.count": 4}
+    text = install_point(source, point, "test")
+    doc = yaml.safe_load(text)
+    assert doc["arrivals"]["rate_per_day"] == 12.5
+    assert [s["size"] for s in doc["arrivals"]["surges"]] == [111.0, 2000.0]
+    assert doc["arrivals"]["surges"][1]["decay_days"] == 3.25
+    assert doc["officials"]["ramp"]["start_date"] == "2025-07-01"
+    assert doc["timeline"]["us_hastened"]["date"] == "2025-05-02"
+    assert doc["officials"]["count"] == 4
+    old, new = source.read_text().split("\n"), text.split("\n")
+    assert sum(line.startswith(PROVENANCE_MARK) for line in new) == 1
+    changed = [n for n in new if n not in old and not n.startswith(PROVENANCE_MARK)]
+    assert len(changed) == len(point)  # nothing else moved, comments kept
+    assert all("#" in line for line in changed if "rate_per_day" in line)
+    with pytest.raises(KeyError):
+        install_point(source, {"classes.destination_shares.XX": 1.0}, "test")

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from sim import collect as collect_cli
-from sim import sweeps
+from sim.studies import sweeps
 
 BASE = ("scenario=mmc", "horizon_days=200", "warmup_days=0", "output.plots=false",
         "replications=2")
@@ -303,3 +303,22 @@ def test_sensitivity_smoke(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(out[1] / "points.csv"),
                                   points[points["method"] == "morris"].reset_index(drop=True),
                                   check_dtype=False)
+
+
+@pytest.mark.parametrize("arguments", [
+    ["officials.count=3,5,8", "green_channel.mode=off,priority"],
+    ["a=1,2", "b=x", "c=range(0,3)", "a=7,8"],
+    ["scenario=mmc,baseline_2025", "+x=[1,2]", "y=choice(1,2)"],
+])
+def test_sweep_points_are_hydras_own_expansion(arguments):
+    # Hydra's basic sweeper is the oracle (a private class: imported here only, never by sim).
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from sim.config import expand_sweep
+
+    parsed = OverridesParser.create().parse_overrides(arguments)
+    expected = [list(p) for batch in BasicSweeper.split_arguments(parsed, None) for p in batch]
+    points, keys = expand_sweep(arguments)
+    assert points == expected
+    assert keys == list(dict.fromkeys(o.key_or_group for o in parsed if o.is_sweep_override()))

@@ -28,6 +28,7 @@ from sim.outputs import atomic_write
 from sim.params import CONFIG_DIR, Config
 from sim.studies import history_matching as hm
 from sim.studies import space
+from sim.studies.install import install_point
 from sim.studies.targets import (
     Target,
     TargetsError,
@@ -56,7 +57,7 @@ class Settings:
     drop_groups: list[str] = field(default_factory=list)
     end_margin_days: int = 1  # runs stop this many days after the last target date
     check_replications: int = 40  # the scenario run with the ensemble, to check the readings
-    install: bool = False  # also write configs/calibrated/<scenario>.yaml and the ensemble
+    install: bool = False  # also write the point into the scenario file, and the ensemble
     match: hm.Settings = field(default_factory=hm.Settings)
 
 
@@ -330,17 +331,30 @@ def overlay_yaml(params: Config, point: dict[str, Any]) -> str:
     return yaml.safe_dump(nested, sort_keys=False)
 
 
-def write_results(cal: Calibration, out_dir: Path, install_dir: Path | None = None) -> None:
-    """report.md, points.csv, the ensemble and the point (with the report, also installed)."""
+def write_results(cal: Calibration, out_dir: Path, install: bool = False) -> list[Path]:
+    """report.md, points.csv, the ensemble and the point into ``out_dir``. With ``install``:
+    the ensemble and the report into configs/calibrated/, and the representative point into
+    the scenario file itself (configs/scenario/<scenario>.yaml), on the lines that set each
+    value. Returns the installed files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = cal.settings.scenario
     ensemble = yaml.safe_dump(ensemble_document(cal), sort_keys=False)
     point = point_text(cal)
     report = report_text(cal)
     atomic_write(out_dir / "points.csv", lambda tmp: points_table(cal).to_csv(tmp, index=False))
-    for folder in [out_dir] + ([install_dir] if install_dir is not None else []):
-        atomic_write(folder / f"ensemble_{name}.yaml", lambda tmp: tmp.write_text(ensemble))
-        atomic_write(folder / f"{name}.yaml", lambda tmp: tmp.write_text(point))
+    atomic_write(out_dir / f"ensemble_{name}.yaml", lambda tmp: tmp.write_text(ensemble))
+    atomic_write(out_dir / f"{name}.yaml", lambda tmp: tmp.write_text(point))
     atomic_write(out_dir / "report.md", lambda tmp: tmp.write_text(report))
-    if install_dir is not None:
-        atomic_write(install_dir / f"report_{name}.md", lambda tmp: tmp.write_text(report))
+    if not install:
+        return []
+    scenario = CONFIG_DIR / "scenario" / f"{name}.yaml"
+    prov = cal.provenance
+    text = install_point(scenario, cal.representative(),
+                         f"{prov['command']} on {prov['date'][:10]} at commit "
+                         f"{str(prov['git_commit'])[:10]}; report: "
+                         f"configs/calibrated/report_{name}.md")
+    installed = [CONFIG_DIR / "calibrated" / f"ensemble_{name}.yaml",
+                 CONFIG_DIR / "calibrated" / f"report_{name}.md", scenario]
+    for path, content in zip(installed, (ensemble, report, text), strict=True):
+        atomic_write(path, lambda tmp, content=content: tmp.write_text(content))
+    return installed

@@ -1,0 +1,247 @@
+"""Collecting a sweep folder: ``sweep_summary.csv``, comparison plots and a text report.
+
+- ``sweep_summary.csv``: one row per job (:func:`sim.studies.sweeps.summary_table`);
+- ``sweep_backlog.png``/``.svg``: the backlog-clearance curves of all jobs on one set of axes;
+- ``sweep_heatmap_<figure>.png``/``.svg``: a chosen figure over two swept keys (or, with one
+  swept key, ``sweep_<figure>.png``: the figure against that key with its interval).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sim.studies.sweeps import (
+    BACKLOG_STEM,
+    DEFAULT_FIGURE,
+    FIGURES,
+    SUMMARY_FILE,
+    Sweep,
+    figure_of,
+    format_value,
+    load_sweep,
+    report_lines,
+)
+
+
+def collect(folder: str | Path, figure: str = DEFAULT_FIGURE, keys: Sequence[str] | None = None,
+            plots: bool = True, figures: Sequence[str] = FIGURES,
+            out: Callable[[str], Any] | None = print) -> Sweep:
+    """Read a sweep folder and write its summary table and comparison plots into it."""
+    from sim.outputs import write_csv
+
+    sweep = load_sweep(folder, figures)
+    table = sweep.table()
+    write_csv(sweep.folder / SUMMARY_FILE, table)
+    written = [SUMMARY_FILE]
+    if plots and sweep.ok:
+        if figure not in table:
+            sweep.notes.append(f"{figure}: not a figure of the table; no heat map")
+        try:
+            written += _write_plots(sweep, figure, keys)
+        except ValueError as err:  # keys that were not swept
+            sweep.notes.append(f"no heat map: {err}")
+    if out is not None:
+        for line in report_lines(sweep):
+            out(line)
+        out(f"wrote {', '.join(str(sweep.folder / w) for w in written)}")
+    return sweep
+
+
+def figure_over_keys(sweep: Sweep, figure: str = DEFAULT_FIGURE,
+                     keys: Sequence[str] | None = None, ax=None):
+    """The heat map of ``figure`` over two swept keys; with a single swept key, the figure
+    against it. None when nothing was swept."""
+    two = heatmap_keys(sweep, keys)
+    if len(two) == 2:
+        return heatmap_figure(sweep, figure, two, ax=ax)
+    if sweep.keys:
+        return figure_by_key(sweep, figure, (two or sweep.keys)[0], ax=ax)
+    return None
+
+
+def _write_plots(sweep: Sweep, figure: str, keys: Sequence[str] | None) -> list[str]:
+    from sim.outputs import save_figure as save
+
+    written = []
+    save(backlog_curves_figure(sweep), sweep.folder / BACKLOG_STEM)
+    written.append(f"{BACKLOG_STEM}.png")
+    if figure not in sweep.table():
+        return written
+    stem = f"sweep_heatmap_{figure}" if len(heatmap_keys(sweep, keys)) == 2 else f"sweep_{figure}"
+    fig = figure_over_keys(sweep, figure, keys)
+    if fig is not None:
+        save(fig, sweep.folder / stem)
+        written.append(f"{stem}.png")
+    return written
+
+
+# -- plots ----------------------------------------------------------------------------------------
+def _colors(n: int) -> list:
+    from matplotlib import colormaps
+
+    from sim.plotting import PALETTE
+
+    if n <= len(PALETTE):
+        return list(PALETTE[:n])
+    cmap = colormaps["viridis"]
+    return [cmap(i / max(n - 1, 1)) for i in range(n)]
+
+
+def _axes(ax, size=(10, 5.5)):
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        return ax.figure, ax
+    return plt.subplots(figsize=size, layout="constrained")
+
+
+def _not_shown(sweep: Sweep) -> str:
+    parts = [f"{len(sweep.with_status(s))} {s}" for s in ("failed", "missing")
+             if sweep.with_status(s)]
+    return f"not shown: {', '.join(parts)} job(s)" if parts else ""
+
+
+def backlog_curves_figure(sweep: Sweep, ax=None, column: str = "pending",
+                          bands: bool | None = None):
+    """Backlog-clearance curves (``daily.csv`` column ``column``) of all finished jobs.
+
+    Bands (95 % of the replication mean) are drawn, unless ``bands`` says, for up to four jobs
+    with at least three replications each (with two, Student's t makes them very wide).
+    """
+    import pandas as pd
+
+    from sim.plotting import date_axis
+
+    fig, ax = _axes(ax)
+    jobs = [j for j in sweep.ok if (j.folder / "daily.csv").is_file()]
+    if bands is None:
+        bands = len(jobs) <= 4 and all(j.summary.get("replications", 1) >= 3 for j in jobs)
+    for job, color in zip(jobs, _colors(len(jobs)), strict=True):
+        daily = pd.read_csv(job.folder / "daily.csv")
+        dates = pd.to_datetime(daily["date"])
+        ax.plot(dates, daily[column], color=color, lw=1.6, label=job.label)
+        if bands and f"{column}_low" in daily:
+            ax.fill_between(dates, daily[f"{column}_low"], daily[f"{column}_high"], color=color,
+                            alpha=0.2, lw=0)
+    ax.set_title(f"Licence applications pending: {len(jobs)} jobs of sweep "
+                 f"'{sweep.folder.name}'")
+    ax.set_ylabel("applications pending" if column == "pending" else column)
+    ax.set_ylim(bottom=0)
+    date_axis(ax)
+    note = _not_shown(sweep)
+    if note:
+        ax.text(0.99, 0.98, note, ha="right", va="top", transform=ax.transAxes, fontsize=9,
+                color="#D55E00")
+    if jobs:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=7, frameon=False,
+                  ncol=min(4, 1 + len(jobs) // 8))
+    return fig
+
+
+def heatmap_keys(sweep: Sweep, keys: Sequence[str] | None = None) -> list[str]:
+    """The two swept keys of the heat map: ``keys`` checked, or the first two that vary
+    (fewer when fewer vary)."""
+    if keys:
+        unknown = [k for k in keys if k not in sweep.keys]
+        if unknown:
+            raise ValueError(f"not swept keys: {', '.join(unknown)}; "
+                             f"swept: {', '.join(sweep.keys) or 'none'}")
+        return list(keys)
+    varying = [k for k in sweep.keys if len(sweep.levels[k]) > 1]
+    return varying[:2]
+
+
+def _figure_label(figure: str) -> str:
+    return figure.replace("clearance.", "clearance: ").replace("_", " ")
+
+
+def heatmap_figure(sweep: Sweep, figure: str = DEFAULT_FIGURE,
+                   keys: Sequence[str] | None = None, ax=None):
+    """A figure of the table over two swept keys (mean over any other swept key).
+
+    Cells without a finished job say why (failed, missing); undefined values show n/a.
+    """
+    import numpy as np
+
+    table = sweep.table()
+    if figure not in table:
+        raise ValueError(f"{figure}: not a figure of this sweep's table")
+    k_y, k_x = heatmap_keys(sweep, keys)
+    ys, xs = sweep.levels[k_y], sweep.levels[k_x]
+    values = np.full((len(ys), len(xs)), np.nan)
+    text = [["" for _ in xs] for _ in ys]
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            cell = [job for job in sweep.jobs if job.values.get(k_y) == y
+                    and job.values.get(k_x) == x]
+            ok = [figure_of(job.summary, figure) for job in cell if job.status == "ok"]
+            defined = [v for v in ok if not math.isnan(v)]
+            if defined:
+                values[i, j] = float(np.mean(defined))
+                text[i][j] = f"{values[i, j]:.3g}"
+            elif ok:
+                text[i][j] = "n/a"
+            bad = [f"{job.status}" for job in cell if job.status != "ok"]
+            if bad:
+                text[i][j] = "\n".join([t for t in (text[i][j], ", ".join(sorted(set(bad))))
+                                        if t])
+    fig, ax = _axes(ax, size=(1.6 + 1.1 * len(xs) + 1.5, 1.4 + 0.7 * len(ys) + 0.8))
+    ax.set_facecolor("#DDDDDD")
+    masked = np.ma.masked_invalid(values)
+    image = ax.imshow(masked, cmap="viridis", aspect="auto", origin="lower")
+    finite = values[np.isfinite(values)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            dark = np.isfinite(values[i, j]) and values[i, j] < mid
+            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")
+    ax.set_xticks(range(len(xs)), [format_value(x) for x in xs])
+    ax.set_yticks(range(len(ys)), [format_value(y) for y in ys])
+    ax.set_xlabel(k_x)
+    ax.set_ylabel(k_y)
+    others = [k for k in sweep.keys if k not in (k_x, k_y) and len(sweep.levels[k]) > 1]
+    ax.set_title(_figure_label(figure)
+                 + (f"\n(mean over {', '.join(others)})" if others else ""), fontsize=10)
+    if finite.size:
+        fig.colorbar(image, ax=ax, label=_figure_label(figure))
+    return fig
+
+
+def figure_by_key(sweep: Sweep, figure: str = DEFAULT_FIGURE, key: str | None = None, ax=None):
+    """A figure of the table against one swept key, with its 95 % interval."""
+    import numpy as np
+
+    table = sweep.table()
+    if figure not in table:
+        raise ValueError(f"{figure}: not a figure of this sweep's table")
+    key = key or (heatmap_keys(sweep, None) or sweep.keys or [None])[0]
+    if key is None:
+        raise ValueError("the sweep has no swept key")
+    levels = sweep.levels[key]
+    fig, ax = _axes(ax, size=(8, 4.5))
+    ok = table[table["status"] == "ok"]
+    means, lows, highs = [], [], []
+    for level in levels:
+        rows = ok[ok[key].map(lambda v, level=level: v == level)]
+        means.append(rows[figure].mean() if len(rows) else np.nan)
+        lows.append(rows[f"{figure}_low"].mean() if len(rows) else np.nan)
+        highs.append(rows[f"{figure}_high"].mean() if len(rows) else np.nan)
+    x = np.arange(len(levels))
+    means, lows, highs = (np.asarray(v, dtype=float) for v in (means, lows, highs))
+    err = np.vstack([means - lows, highs - means])
+    ax.errorbar(x, means, yerr=np.where(np.isfinite(err), err, 0), marker="o", capsize=4,
+                color="#0072B2", label="mean, 95 % interval")
+    ax.set_xticks(x, [format_value(v) for v in levels])
+    ax.set_xlabel(key)
+    ax.set_ylabel(_figure_label(figure))
+    ax.set_title(f"{_figure_label(figure)} by {key}")
+    ax.grid(alpha=0.3)
+    note = _not_shown(sweep)
+    if note:
+        ax.text(0.99, 0.98, note, ha="right", va="top", transform=ax.transAxes, fontsize=9,
+                color="#D55E00")
+    return fig
