@@ -125,7 +125,8 @@ def keep_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         if text.startswith("~"):  # a deletion leaves nothing to keep
             continue
         key = text.split("=", 1)[0].lstrip("+")
-        if key and not key.startswith("hydra") and key not in ("scenario",) and "@" not in key \
+        group = (CONFIG_DIR / key.split(".")[0]).is_dir()  # scenario=, executor=, executor.x=
+        if key and not key.startswith("hydra") and not group and "@" not in key \
                 and OmegaConf.select(cfg, key, default=None) is not None:  # not dropped
             names.append(key)
     if names and "calibration" in cfg:
