@@ -61,10 +61,12 @@ def test_reviews_end_only_on_working_days():
 
 
 def test_review_continues_on_next_working_day():
-    """A 40-hour review started on a Friday ends, with 8-hour days, the next Friday."""
+    """A 39-hour review started on a Friday ends, with 8-hour days, on the next Thursday (the
+    fifth working day). Exactly 40 hours would end on the boundary between Thursday and Friday,
+    which the clock puts on Friday 00:00."""
     p = params(*QUIET, "start_date=2025-03-07", "end_date=2025-03-31", "calendar.kind=china",
                "arrivals.rate_per_day=0", "initial_backlog.count=1",
-               "review.distribution=lognormal", "review.cv=0.0001", "review.mean_hours=40",
+               "review.distribution=fixed", "review.mean_hours=39",
                "officials.count=1", "output.applications=true")
     apps = apps_of(simulate(p))
     assert apps.loc[0, "review_start"] == "2025-03-07"
