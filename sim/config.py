@@ -15,6 +15,7 @@ import dataclasses
 import enum
 import itertools
 import pickle
+import subprocess
 import sys
 import typing
 from collections.abc import Sequence
@@ -274,15 +275,6 @@ class CollectCallback(Callback):
         if not self.enabled:
             return
         self._folder = str(config.hydra.sweep.dir)
-        # Import the collection's libraries now: at interpreter exit, importing pandas fails
-        # (concurrent.futures cannot register its exit hook any more), which would lose the
-        # table of a sweep with a failed job.
-        import pandas  # noqa: F401
-
-        import sim.outputs
-        import sim.plotting
-        import sim.studies.sweep_collect  # noqa: F401
-
         atexit.register(self._at_exit)
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
@@ -313,14 +305,22 @@ class CollectCallback(Callback):
             self._collect()
 
     def _collect(self) -> None:
+        """``python -m sim.collect`` on the folder, in its own process: the glue imports no
+        study, and a process started at interpreter exit still imports what it needs."""
         folder, self._folder = self._folder, None
+        args = [sys.executable, "-m", "sim.collect", folder, "--figure", self.figure]
+        args += ["--keys", *self.keys] if self.keys else []
+        args += [] if self.plots else ["--no-plots"]
+        sys.stdout.flush()
+        sys.stderr.flush()
         try:
-            from sim.studies.sweep_collect import collect
-
-            collect(folder, figure=self.figure, keys=self.keys, plots=self.plots)
-        except Exception as err:  # the collection must never hide the sweep's own outcome
-            print(f"sweep collection failed: {type(err).__name__}: {err}; "
-                  f"run: python -m sim.collect {folder}", file=sys.stderr)
+            done = subprocess.run(args, check=False)
+        except OSError as err:  # the collection must never hide the sweep's own outcome
+            done = None
+            print(f"sweep collection failed: {err}", file=sys.stderr)
+        if done is not None and done.returncode not in (0, 1):  # 1: some job failed or missing
+            print(f"sweep collection failed; run: python -m sim.collect {folder}",
+                  file=sys.stderr)
 
     def __getstate__(self) -> dict[str, Any]:  # pickled to joblib/submitit workers
         return {**self.__dict__, "_folder": None}
