@@ -79,15 +79,7 @@ def test_cli_replications_identical_on_submitit_local(tmp_path):
             == _summary_without_executor(tmp_path / "sub" / "summary.json"))
 
 
-@pytest.mark.slow
-def test_sensitivity_identical_on_submitit_local(tmp_path):
-    common = ["sim.sensitivity", "sensitivity=smoke", "sensitivity.methods=[morris]",
-              "sensitivity.processes=2"]
-    _run([*common, f"hydra.run.dir={tmp_path / 'local'}"], tmp_path)
-    _run([*common, "executor=submitit_local", f"executor.folder={tmp_path / 'ex'}",
-          f"hydra.run.dir={tmp_path / 'sub'}"], tmp_path)
-    for name in ("points.csv", "morris.csv"):
-        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "sub" / name).read_bytes()
+# Sensitivity on submitit's local jobs: tests/test_sweeps.py::test_sensitivity_smoke.
 
 
 @pytest.mark.slow

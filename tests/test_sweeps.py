@@ -276,12 +276,15 @@ def test_slurm_launcher_reads_site_settings(tmp_path):
 @pytest.mark.slow
 def test_sensitivity_smoke(tmp_path):
     out = {}
-    for processes, methods in ((2, "[morris,sobol]"), (1, "[morris]")):
+    # The second run: one worker, as a submitit job (the cluster code path).
+    for processes, methods, executor in ((2, "[morris,sobol]", []),
+                                         (1, "[morris]", ["executor=submitit_local",
+                                                          f"executor.folder={tmp_path}/ex"])):
         run_dir = tmp_path / f"p{processes}"
         proc = subprocess.run(
             [sys.executable, "-m", "sim.sensitivity", "sensitivity=smoke",
              f"sensitivity.processes={processes}", f"sensitivity.methods={methods}",
-             f"hydra.run.dir={run_dir}"],
+             f"hydra.run.dir={run_dir}", *executor],
             cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300, check=False)
         _ok(proc)
         assert f"wrote {run_dir}" in proc.stdout
@@ -297,7 +300,7 @@ def test_sensitivity_smoke(tmp_path):
     report = (run_dir / "report.md").read_text()
     assert report.count("Morris screening (mu*") == report.count("Sobol indices (ST") > 0
     assert "| officials.count |" in report  # the tables are filled
-    # Results do not depend on the number of processes.
+    # Results depend on neither the number of workers nor the executor.
     assert (out[1] / "morris.csv").read_bytes() == (run_dir / "morris.csv").read_bytes()
     points = pd.read_csv(run_dir / "points.csv")
     pd.testing.assert_frame_equal(pd.read_csv(out[1] / "points.csv"),
