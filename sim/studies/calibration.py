@@ -29,6 +29,7 @@ from sim.params import CONFIG_DIR, Config
 from sim.studies import history_matching as hm
 from sim.studies import space
 from sim.studies.install import install_point
+from sim.studies.report import markdown_table
 from sim.studies.targets import (
     Target,
     TargetsError,
@@ -237,21 +238,6 @@ def points_table(cal: Calibration) -> pd.DataFrame:
     return table
 
 
-def _markdown(table: pd.DataFrame) -> str:
-    def fmt(x: Any) -> str:
-        if x is None or (isinstance(x, float) and np.isnan(x)):
-            return ""
-        if isinstance(x, float):
-            return f"{x:.3g}" if abs(x) < 1e5 else f"{x:,.0f}"
-        return str(x)
-
-    head = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "---|" * len(table.columns)
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |"
-            for row in table.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
-
-
 def report_text(cal: Calibration) -> str:
     m, s = cal.match, cal.settings
     chosen = cal.chosen_targets
@@ -267,11 +253,11 @@ def report_text(cal: Calibration) -> str:
         f"{s.match.screen_cutoff}, with an emulated realisation variance. {len(m.units)} "
         f"points simulated in {len(m.waves)} waves, {m.seconds:.0f} s. Ensemble: "
         f"{len(m.members)} points not ruled out. Command: `{cal.provenance['command']}`.", "",
-        "## Readings, observation uncertainty and model discrepancy", "", _markdown(obs), "",
+        "## Readings, observation uncertainty and model discrepancy", "", markdown_table(obs), "",
         "## Waves: the share of the prior box not ruled out", "",
         "`region_share`: share of the prior box inside the region a wave sampled (after the "
         "earlier waves' emulators); the last row is the region left after the last wave.", "",
-        _markdown(wave_table(cal)), "",
+        markdown_table(wave_table(cal)), "",
     ]
     if cal.check:
         check = pd.DataFrame(cal.check["rows"])
@@ -280,20 +266,20 @@ def report_text(cal: Calibration) -> str:
             f"{cal.check['replications']} replications (seed {cal.check['seed']}), each drawing "
             "its member; 95 % predictive interval over replications and members. Share of "
             f"replications inside every chosen reading at once: "
-            f"**{cal.check['share_all_inside']:.0%}**.", "", _markdown(check), ""]
+            f"**{cal.check['share_all_inside']:.0%}**.", "", markdown_table(check), ""]
     parts += [
         "## Leave-one-reading-out cross-validation", "",
         "Each chosen reading predicted from wave 1's points (a sample of the prior) that the "
         "other chosen readings do not rule out.", "",
-        _markdown(pd.DataFrame(hm.leave_one_out(m))), "",
+        markdown_table(pd.DataFrame(hm.leave_one_out(m))), "",
         "## Every reading on the ensemble's runs", "",
         "Alternative readings are scored on the same simulations: a low share is a conflict "
         "between that reading and the chosen ones (a finding, not something to tune away).", "",
-        _markdown(pd.DataFrame(hm.alternatives(m))), "",
+        markdown_table(pd.DataFrame(hm.alternatives(m))), "",
         "## Inputs: prior and ensemble", "",
         "`share_of_prior`: the ensemble's 5-95 % range as a share of the prior range; under "
         "0.5 counts as constrained. Unconstrained inputs keep their prior uncertainty in the "
-        "ensemble's bands.", "", _markdown(factor_table(cal)), "",
+        "ensemble's bands.", "", markdown_table(factor_table(cal)), "",
     ]
     return "\n".join(parts)
 

@@ -28,6 +28,7 @@ import numpy as np
 from sim import keys
 from sim.executor import LOCAL, parallel_map
 from sim.params import Config
+from sim.studies.report import markdown_table
 from sim.studies.space import Factor
 from sim.validation import ConfigError, validate
 
@@ -318,20 +319,6 @@ def sensitivity_figure(study: Study):
     return fig
 
 
-def _markdown(table) -> str:
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
-    return "\n".join(lines)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float | np.floating):
-        return "" if math.isnan(v) else f"{v:.3g}"
-    return str(v)
-
-
 def report_text(study: Study) -> str:
     s = study.settings
     flabel, olabel = _labels(s)
@@ -363,7 +350,7 @@ def report_text(study: Study) -> str:
                  "is too small to tell:", ["rank", "factor", "ST", "ST_conf", "S1", "S1_conf"])):
             t = None if table is None else table[table["output"] == out.key]
             if t is not None and len(t):
-                lines += [intro, "", _markdown(t[columns]), ""]
+                lines += [intro, "", markdown_table(t[columns]), ""]
     return "\n".join(lines) + "\n"
 
 
