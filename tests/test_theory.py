@@ -114,6 +114,7 @@ def test_fixed_review_takes_exactly_the_mean():
     np.testing.assert_allclose(durations, 0.7, rtol=0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_md1_wait_matches_pollaczek_khinchine():
     """M/D/1 at utilisation 0.8: Wq = rho / (2 mu (1 - rho)) = 2 days (M/M/1 would give 4)."""
     rate, mean = 0.8, 1.0
@@ -181,6 +182,7 @@ def test_green_channel_open_from_the_first_day():
     assert model.green_open  # from day 0, not from the baseline's 2025-06-10
 
 
+@pytest.mark.slow
 def test_priority_class_share(priority_runs):
     p, runs = priority_runs
     share, _, _ = _per_class(p, runs)
@@ -188,6 +190,7 @@ def test_priority_class_share(priority_runs):
     assert low <= PRIORITY_HIGH_SHARE <= high, (PRIORITY_HIGH_SHARE, low, high)
 
 
+@pytest.mark.slow
 def test_priority_waits_match_cobham(priority_runs):
     p, runs = priority_runs
     lam = PRIORITY_RATE
@@ -252,6 +255,7 @@ def abandonment_runs():
     return p, run_replications(p, REPLICATIONS, jobs=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("measure", ["p_abandon", "wq_served", "lq"])
 def test_exponential_patience_matches_erlang_a(abandonment_runs, measure):
     p, runs = abandonment_runs
@@ -260,6 +264,7 @@ def test_exponential_patience_matches_erlang_a(abandonment_runs, measure):
     assert low <= theory <= high, (measure, theory, low, high)
 
 
+@pytest.mark.slow
 def test_fixed_patience_is_not_erlang_a():
     """The same queue with everyone's patience exactly 2 days (M/M/c+D) withdraws far less:
     the Erlang A check above tells the two apart."""
