@@ -10,15 +10,12 @@ the representative point into the scenario file itself, on the lines that set ea
 
 from __future__ import annotations
 
-import shlex
 import sys
-from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sim.config import ConfigError, compose_scenario, executor_from, register
+from sim.config import ConfigError, app_run, compose_scenario, executor_from, log_line, register
 
 register()
 
@@ -33,23 +30,17 @@ def settings_from(cfg: DictConfig):
     return Settings(**raw)
 
 
-def stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 @hydra.main(version_base="1.3", config_path="../configs", config_name="calibrate")
 def main(cfg: DictConfig) -> None:
     from sim.studies import calibration
     from sim.studies.targets import TargetsError
 
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    overrides = list(HydraConfig.get().overrides.task)
-    command = " ".join(["python -m sim.calibrate", *map(shlex.quote, overrides)])
+    out_dir, command = app_run("python -m sim.calibrate")
     try:
         settings = settings_from(cfg)
         params = compose_scenario(settings.scenario, settings.scenario_overrides,
                                   executor_from(cfg))
-        cal = calibration.calibrate(params, settings, command=command, log=stderr)
+        cal = calibration.calibrate(params, settings, command=command, log=log_line)
     except (TargetsError, ConfigError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

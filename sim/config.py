@@ -112,6 +112,23 @@ def compose_scenario(scenario: str, overrides: Sequence[str] = (),
     return params
 
 
+def app_run(program: str) -> tuple[Path, str]:
+    """The running Hydra application's output folder, and its command line as the user typed
+    it (``program`` and the overrides), for a study's report."""
+    import shlex
+
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    command = " ".join([program, *map(shlex.quote, hc.overrides.task)])
+    return Path(hc.runtime.output_dir), command
+
+
+def log_line(msg: str) -> None:
+    """A study's progress line, on stderr."""
+    print(msg, file=sys.stderr, flush=True)
+
+
 def executor_from(cfg: DictConfig) -> ExecutorConfig:
     """The typed executor settings of a study's composed configuration."""
     node = OmegaConf.merge(OmegaConf.structured(ExecutorConfig), cfg.get("executor") or {})

@@ -9,34 +9,25 @@ The scenario is composed exactly as ``python -m sim`` composes it, with
 
 from __future__ import annotations
 
-import shlex
 import sys
-from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sim.config import ConfigError, compose_scenario, executor_from, register
+from sim.config import ConfigError, app_run, compose_scenario, executor_from, log_line, register
 
 register()
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="sensitivity")
 def main(cfg: DictConfig) -> None:
     from sim.studies.sensitivity import SettingsError, run_study, settings_from, write_results
 
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    overrides = list(HydraConfig.get().overrides.task)
-    command = " ".join(["python -m sim.sensitivity", *map(shlex.quote, overrides)])
+    out_dir, command = app_run("python -m sim.sensitivity")
     try:
         s = settings_from(OmegaConf.to_container(cfg.sensitivity, resolve=True))
         params = compose_scenario(s.scenario, s.scenario_overrides, executor_from(cfg))
-        study = run_study(s, params, log=_log, command=command)
+        study = run_study(s, params, log=log_line, command=command)
     except (SettingsError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
