@@ -2,8 +2,11 @@
 
 The timeline turns the configuration into *regimes*: from a given day on, a full parameter set
 applies. The model swaps its parameters at each regime start; nothing here touches the queue.
-Every rule that depends on a policy lever (who may use the green channel, how much review effort
-an application costs, what happens to military end uses) lives in this module.
+The rules that combine levers or change over time live here: when the green channel is open
+and who may use it, the officials on duty and dedicated to it, the destinations served last,
+the review effort an application costs. A lever read at one step of an application's path
+(intake, military policy, incomplete files, other agencies' review, consultation, denial,
+withdrawal, renewal) is read at that step of ``LicenceModel.application`` (sim/model.py).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ studies and the Python API all end here. Each refusal is a :class:`ConfigError`,
 naming the key, the value and what is allowed.
 
 Adding a lever: its field goes in :mod:`sim.params`, its check in :func:`_check_levers` (or
-:func:`_check_frame` if a timeline event may not change it), its rule in :mod:`sim.policies`.
+:func:`_check_frame` if a timeline event may not change it), its rule in :mod:`sim.policies`
+or at its step of the application's path in :mod:`sim.model` (docs/adding_a_lever.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``compose``: overrides -> typed, validated parameters (``sim.load_config`` then
 ``sim.to_params``, as the command line composes them). ``run_dir``: a fresh output folder under
-pytest's ``tmp_path``, for ``hydra.run.dir=...`` or ``sim.io.write_run``; nothing a test writes
+pytest's ``tmp_path``, for ``hydra.run.dir=...`` or ``sim.outputs.write_run``; nothing a test writes
 there ends up in the repository's outputs/.
 """
 
