@@ -20,6 +20,8 @@ from sim.runner import horizon_days, make_clock, run_replications
 from sim.stats import mean_ci
 
 REPLICATIONS = 20
+# One worker runs this module, so that each module fixture's replications run once.
+pytestmark = pytest.mark.xdist_group("theory")
 
 # (servers, arrival rate per day, mean review days, horizon days, warm-up days)
 SETTINGS = [
