@@ -38,6 +38,16 @@ def get(params: Config, key: str) -> Any:
     return obj
 
 
+def lookup(mapping: Any, key: str) -> Any:
+    """The value at a dotted key of plain nested mappings (a summary.json, a multirun.yaml),
+    or None where the path does not exist."""
+    for part in key.split("."):
+        if not isinstance(mapping, dict) or part not in mapping:
+            return None
+        mapping = mapping[part]
+    return mapping
+
+
 def set_values(params: Config, values: dict[str, Any]) -> Config:
     """A copy of ``params`` with each dotted key set (not validated)."""
     p = copy.deepcopy(params)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim import ensemble
+from sim import ensemble, keys
 from sim.clearance import clearance
 from sim.metrics import RunResult, clearance_summary
 from sim.params import Config
@@ -40,6 +40,13 @@ class Results:
     @property
     def n(self) -> int:
         return len(self.runs)
+
+    def per_run(self, key: str) -> np.ndarray:
+        """One summary figure (a dotted key such as ``by_group.trusted.True.mean_wait_days``)
+        per replication, NaN where a replication does not define it: for intervals and
+        differences paired by replication (``sim.stats.mean_ci``)."""
+        return np.array([_nan_if_none(keys.lookup(r.summary, key)) for r in self.runs],
+                        dtype=float)
 
     @cached_property
     def daily(self) -> pd.DataFrame:
@@ -183,6 +190,10 @@ class Results:
         from sim import plotting
 
         return plotting.waits_figure(self.params, self.waits, ax=ax)
+
+
+def _nan_if_none(value: Any) -> float:
+    return np.nan if value is None else value
 
 
 def _none_if_nan(x: float) -> float | None:

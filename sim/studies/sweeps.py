@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from sim.config import expand_sweep, override_value
+from sim.keys import lookup
 
 SUMMARY_FILE = "sweep_summary.csv"
 BACKLOG_STEM = "sweep_backlog"
@@ -169,11 +170,11 @@ def planned_points(folder: Path) -> tuple[list[list[str]] | None, list[str], dic
         return None, [], info
     cfg = yaml.safe_load(path.read_text()) or {}
     hydra = cfg.get("hydra", {}) or {}
-    exclude = _get(hydra, "job.config.override_dirname.exclude_keys")
+    exclude = lookup(hydra, "job.config.override_dirname.exclude_keys")
     if exclude is not None:
         info["exclude"] = [str(k) for k in exclude]
-    task = [str(o) for o in _get(hydra, "overrides.task") or []]
-    hydra_overrides = [str(o) for o in _get(hydra, "overrides.hydra") or []]
+    task = [str(o) for o in lookup(hydra, "overrides.task") or []]
+    hydra_overrides = [str(o) for o in lookup(hydra, "overrides.hydra") or []]
     info["command"] = task + [o for o in hydra_overrides
                               if not o.startswith(("hydra.mode=", "hydra.sweep.dir="))]
     sweeper = hydra.get("sweeper", {}) or {}
@@ -285,14 +286,6 @@ def _job(kept: tuple[str, ...], keys: list[str], values_of: _Values, index: int 
 
 
 # -- the table ------------------------------------------------------------------------------------
-def _get(d: dict[str, Any] | None, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(d, dict) or part not in d:
-            return None
-        d = d[part]
-    return d
-
-
 def _has(d: dict[str, Any] | None, dotted: str) -> bool:
     *path, last = dotted.split(".")
     for part in path:
@@ -304,7 +297,7 @@ def _has(d: dict[str, Any] | None, dotted: str) -> bool:
 
 def figure_of(summary: dict[str, Any] | None, figure: str) -> float:
     """A job's figure (dotted key of its summary.json) as a number; NaN when undefined."""
-    return _num(_get(summary, figure))
+    return _num(lookup(summary, figure))
 
 
 def _num(value: Any) -> float:
@@ -334,10 +327,10 @@ def summary_table(sweep: Sweep):
         ci = (s or {}).get("ci95", {}) or {}
         for f in figures:
             low, high = (ci.get(f) or [None, None])[:2]
-            row[f] = _num(_get(s, f))
+            row[f] = _num(lookup(s, f))
             row[f"{f}_low"], row[f"{f}_high"] = _num(low), _num(high)
         for f in extras:
-            row[f] = _get(s, f)
+            row[f] = lookup(s, f)
         row["message"] = job.message
         row["folder"] = job.folder.relative_to(sweep.folder).as_posix() if job.folder else ""
         rows.append(row)
