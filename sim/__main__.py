@@ -10,7 +10,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from sim.config import ConfigError, check_overrides, keep_overrides, register, to_params
+from sim.command_line import guard
+from sim.config import ConfigError, keep_overrides, register, to_params
 
 register()
 
@@ -66,48 +67,6 @@ def main(cfg: DictConfig) -> None:
     print(f"wrote {out_dir}")
 
 
-def _check_command_line() -> None:
-    """Refuse bad input with one line and exit code 2, before Hydra writes anything.
-
-    The overrides are checked one by one. A single run's configuration is also composed and
-    validated here, because Hydra writes it into the run folder before the task starts, over
-    the record of an earlier run there. A sweep's points are validated in their own jobs, so
-    that a bad point fails alone and the others run.
-    """
-    from hydra._internal.utils import get_args_parser
-
-    args, _ = get_args_parser().parse_known_args()
-    # Only the plain case is composed here: other modes, config folders or search paths are
-    # Hydra's to resolve.
-    other_mode = any((args.multirun, args.cfg, args.info, args.help, args.hydra_help,
-                      args.shell_completion, args.config_dir, args.config_name,
-                      args.config_path, args.experimental_rerun))
-    searchpath = any(o.lstrip("+").startswith("hydra.searchpath") for o in args.overrides)
-    single_run = not other_mode and not searchpath
-    try:
-        if single_run:  # load_config checks the overrides first
-            cfg = _composed([o for o in args.overrides if not o.lstrip("+~").startswith("hydra")])
-            if cfg is not None:
-                to_params(cfg)
-        else:
-            check_overrides(args.overrides, [args.config_dir] if args.config_dir else [])
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-
-
-def _composed(overrides: list[str]) -> DictConfig | None:
-    """The job's configuration, or None when Hydra refuses it (it then says why itself)."""
-    from sim.config import load_config
-
-    try:
-        return load_config(overrides)
-    except ConfigError:
-        raise
-    except Exception:  # Hydra reports it in its own way when it runs
-        return None
-
-
 if __name__ == "__main__":
-    _check_command_line()
+    guard(sys.argv[1:])  # one line and exit 2 for bad input, before Hydra writes anything
     main()

@@ -16,6 +16,7 @@ from sim.config import load_config, to_params
 from sim.params import Config
 from sim.results import Results
 from sim.runner import replicate
+from sim.validation import ConfigError, check_counts, validate
 
 
 def run(cfg: DictConfig | Config | Sequence[str] | None = None, replications: int | None = None,
@@ -25,9 +26,17 @@ def run(cfg: DictConfig | Config | Sequence[str] | None = None, replications: in
     ``replications`` and ``jobs`` default to the config's values. Gives the same numbers as
     ``python -m sim`` with the same config.
     """
+    check_counts(replications, jobs)
     if cfg is None or isinstance(cfg, list | tuple):
         cfg = load_config(list(cfg or []))
-    params = cfg if isinstance(cfg, Config) else to_params(cfg)
+    if isinstance(cfg, Config):
+        validate(cfg)  # exactly as the command line validates the composed config
+        params = cfg
+    elif isinstance(cfg, DictConfig):
+        params = to_params(cfg)
+    else:
+        raise ConfigError("cfg", type(cfg).__name__,
+                          "must be a Config, a composed DictConfig or a list of overrides")
     return replicate(params, replications, jobs, progress=progress)
 
 

@@ -1,22 +1,18 @@
-"""The Hydra glue, in one place: the schema in the ConfigStore, composition, typed parameters.
+"""The Hydra glue, composition side: the schema in the ConfigStore, composition, typed
+parameters, and the one-line checks of override strings.
 
-Everything Hydra-specific lives here and in the thin entry points (``__main__``, ``calibrate``,
-``sensitivity``): :func:`load_config` composes a configuration as the command line does,
-:func:`to_params` turns it into the typed :class:`sim.params.Config` and validates it
-(:mod:`sim.validation`), :func:`check_overrides` refuses a bad command line in one line before
-Hydra composes it, and :class:`CollectCallback` collects a sweep when Hydra's multirun ends.
-Studies receive the typed parameters and never compose Hydra themselves.
+:func:`load_config` composes a configuration as the command line does, :func:`to_params` turns
+it into the typed :class:`sim.params.Config` and validates it (:mod:`sim.validation`),
+:func:`check_overrides` refuses a bad override in one line before Hydra composes it. The
+applications' side (the command line checked before Hydra writes anything, error translation,
+the sweep callback) is :mod:`sim.command_line`. Studies receive typed parameters and never
+compose Hydra themselves.
 """
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import enum
-import itertools
-import pickle
-import subprocess
-import sys
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,9 +22,9 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException
-from hydra.experimental.callback import Callback
 from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, OmegaConf, ValidationError
 
+from sim import keys
 from sim.params import CONFIG_DIR, Config, EventConfig, ExecutorConfig
 from sim.validation import ConfigError, validate
 
@@ -112,23 +108,6 @@ def compose_scenario(scenario: str, overrides: Sequence[str] = (),
     return params
 
 
-def app_run(program: str) -> tuple[Path, str]:
-    """The running Hydra application's output folder, and its command line as the user typed
-    it (``program`` and the overrides), for a study's report."""
-    import shlex
-
-    from hydra.core.hydra_config import HydraConfig
-
-    hc = HydraConfig.get()
-    command = " ".join([program, *map(shlex.quote, hc.overrides.task)])
-    return Path(hc.runtime.output_dir), command
-
-
-def log_line(msg: str) -> None:
-    """A study's progress line, on stderr."""
-    print(msg, file=sys.stderr, flush=True)
-
-
 def executor_from(cfg: DictConfig) -> ExecutorConfig:
     """The typed executor settings of a study's composed configuration."""
     node = OmegaConf.merge(OmegaConf.structured(ExecutorConfig), cfg.get("executor") or {})
@@ -181,8 +160,10 @@ def check_overrides(overrides: Sequence[str], config_dirs: Sequence[str | Path] 
             raise ConfigError(text.partition("=")[0], text.partition("=")[2],
                               f"cannot be read ({str(err).splitlines()[0]})") from None
         key = override.key_or_group
-        if (override.package is not None or key.startswith("hydra") or override.is_add()
-                or override.is_force_add() or override.is_delete()):
+        if override.package is not None or key.startswith("hydra"):
+            continue
+        if override.is_delete() or override.is_add():
+            _check_addition(text, key, override.is_delete(), dirs)
             continue
         if not override.is_sweep_override():
             values = [override.value()]
@@ -195,6 +176,37 @@ def check_overrides(overrides: Sequence[str], config_dirs: Sequence[str | Path] 
                 _check_group_option(key, values, dirs)
         else:
             _check_setting(key, values)
+
+
+def _check_addition(text: str, key: str, delete: bool, dirs: Sequence[Path]) -> None:
+    """``~key`` and ``+key=value``: only where the schema holds a mapping of free entries
+    (``timeline.<event>``); a setting is changed with ``key=value`` (or ``++key=value``)."""
+    if any((d / key).is_dir() for d in dirs):
+        return  # a config group's default: Hydra's to add or remove
+    try:
+        kind = keys.field_type(key)
+    except KeyError:
+        kind = None
+    parent = key.rpartition(".")[0]
+    free = parent and _free_mapping(parent)
+    if delete and not free:
+        raise ConfigError(key, ConfigError.NO_VALUE if "=" not in text else text.split("=", 1)[1],
+                          "a setting cannot be deleted; give it a value "
+                          "(null where allowed, timeline.<event>=null drops an event)")
+    if not delete and kind is not None and not free:
+        raise ConfigError(key, text.split("=", 1)[1], f"{key} is a setting already: "
+                                                      f"write {key}=value")
+    if not delete and kind is None and not free:
+        _check_setting(key, [text.split("=", 1)[1]])  # names the keys its parent has
+
+
+def _free_mapping(key: str) -> bool:
+    """Whether the schema's value at ``key`` is a mapping of free entries (``timeline``)."""
+    try:
+        kind = keys.field_type(key)
+    except KeyError:
+        return False
+    return typing.get_origin(kind) is dict and typing.get_args(kind)[-1] is Any
 
 
 def _check_group_option(group: str, values: list[Any], dirs: Sequence[Path]) -> None:
@@ -239,105 +251,3 @@ def _check_setting(key: str, values: list[Any]) -> None:
             node(value=value)
         except ValidationError:
             raise ConfigError(key, value, wanted + (" or null" if optional else "")) from None
-
-
-# -- sweeps: Hydra's override grammar, and the callback that collects a multirun ----------------
-def override_value(text: str) -> Any:
-    """The typed value of one ``key=value`` override, as Hydra reads it (text if unreadable)."""
-    try:
-        return OverridesParser.create().parse_override(text).value()
-    except Exception:  # an odd string: keep it as text
-        return text.split("=", 1)[1] if "=" in text else text
-
-
-def expand_sweep(arguments: Sequence[str]) -> tuple[list[list[str]], list[str]]:
-    """The points (override lists, in job order) of a sweep's overrides and its swept keys, as
-    Hydra's basic sweeper expands them: the product of the values, the last key fastest; a key
-    given twice keeps its first place and its last values."""
-    overrides = OverridesParser.create().parse_overrides(list(arguments))
-    swept: list[str] = []
-    values: dict[str, list[str]] = {}
-    for o in overrides:
-        key = o.get_key_element()
-        if o.is_sweep_override():
-            if not o.is_discrete_sweep():
-                raise ValueError(f"{key}: an interval sweep needs a sweeper that samples it")
-            values[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
-            if o.key_or_group not in swept:
-                swept.append(o.key_or_group)
-        else:
-            values[key] = [f"{key}={o.get_value_element_as_str()}"]
-    return [list(p) for p in itertools.product(*values.values())], swept
-
-
-class CollectCallback(Callback):
-    """Hydra callback: collect the sweep folder when a multirun ends.
-
-    Hydra calls ``on_multirun_end`` only when every job succeeded; when a job fails (Hydra then
-    exits with an error) or the sweep is interrupted, the collection runs at interpreter exit
-    instead, so the table still lists every job. Registered in ``configs/config.yaml``
-    (``hydra.callbacks.collect``); options: ``figure`` (of the heat map), ``keys`` (its two
-    swept keys; null: the first two), ``plots``, ``enabled``.
-    """
-
-    def __init__(self, figure: str = "peak_pending", keys: Sequence[str] | None = None,
-                 plots: bool = True, enabled: bool = True) -> None:
-        self.figure = figure
-        self.keys = list(keys) if keys else None
-        self.plots = plots
-        self.enabled = enabled
-        self._folder: str | None = None
-
-    def on_multirun_start(self, config, **kwargs: Any) -> None:
-        if not self.enabled:
-            return
-        self._folder = str(config.hydra.sweep.dir)
-        atexit.register(self._at_exit)
-
-    def on_multirun_end(self, config, **kwargs: Any) -> None:
-        if self._folder is None:
-            return
-        atexit.unregister(self._at_exit)
-        self._collect()
-
-    def on_job_end(self, config, job_return, **kwargs: Any) -> None:
-        """Make a failed job's exception picklable before a launcher sends it back.
-
-        joblib and submitit return each job's result by pickle; an exception that cannot be
-        unpickled (one whose ``__init__`` takes other arguments than its message) breaks
-        joblib's process pool and loses the sweep's other jobs. Such an exception is replaced
-        by a RuntimeError with the same text (the job's error.txt keeps the original).
-        """
-        error = getattr(job_return, "_return_value", None)
-        if not isinstance(error, BaseException):
-            return
-        try:
-            pickle.loads(pickle.dumps(error))
-        except Exception:  # whatever stops the round trip
-            job_return.return_value = RuntimeError(f"{type(error).__name__}: {error}")
-
-    def _at_exit(self) -> None:
-        if self._folder is not None and Path(self._folder).is_dir():
-            print("collecting the sweep that stopped early:", file=sys.stderr)
-            self._collect()
-
-    def _collect(self) -> None:
-        """``python -m sim.collect`` on the folder, in its own process: the glue imports no
-        study, and a process started at interpreter exit still imports what it needs."""
-        folder, self._folder = self._folder, None
-        args = [sys.executable, "-m", "sim.collect", folder, "--figure", self.figure]
-        args += ["--keys", *self.keys] if self.keys else []
-        args += [] if self.plots else ["--no-plots"]
-        sys.stdout.flush()
-        sys.stderr.flush()
-        try:
-            done = subprocess.run(args, check=False)
-        except OSError as err:  # the collection must never hide the sweep's own outcome
-            done = None
-            print(f"sweep collection failed: {err}", file=sys.stderr)
-        if done is not None and done.returncode not in (0, 1):  # 1: some job failed or missing
-            print(f"sweep collection failed; run: python -m sim.collect {folder}",
-                  file=sys.stderr)
-
-    def __getstate__(self) -> dict[str, Any]:  # pickled to joblib/submitit workers
-        return {**self.__dict__, "_folder": None}

@@ -38,6 +38,25 @@ def get(params: Config, key: str) -> Any:
     return obj
 
 
+def field_type(key: str, root: type = Config) -> Any:
+    """The schema's type hint of a dotted key (through dataclass fields, list items and
+    mapping values; ``Optional[X]`` as it is); KeyError for a key the schema does not have."""
+    kind: Any = root
+    for part in key.split("."):
+        if type(None) in typing.get_args(kind):  # Optional[X]: go down into X
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        if dataclasses.is_dataclass(kind):
+            hints = typing.get_type_hints(kind)
+            if part not in hints:
+                raise KeyError(part)
+            kind = hints[part]
+        elif typing.get_origin(kind) in (list, dict):
+            kind = typing.get_args(kind)[-1]
+        else:
+            raise KeyError(part)
+    return kind
+
+
 def lookup(mapping: Any, key: str) -> Any:
     """The value at a dotted key of plain nested mappings (a summary.json, a multirun.yaml),
     or None where the path does not exist."""

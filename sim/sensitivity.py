@@ -14,7 +14,8 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sim.config import ConfigError, app_run, compose_scenario, executor_from, log_line, register
+from sim.command_line import app_run, log_line
+from sim.config import ConfigError, compose_scenario, executor_from, register
 
 register()
 

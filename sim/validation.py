@@ -11,8 +11,12 @@ or at its step of the application's path in :mod:`sim.model` (docs/adding_a_leve
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import enum
 import math
+import re
+import typing
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,20 +33,82 @@ from sim.params import (
     REVIEW_DISTRIBUTIONS,
     CalendarKind,
     Config,
+    EventConfig,
     GreenChannelMode,
 )
 
 
 class ConfigError(ValueError):
-    """A configuration value outside what is allowed; the message is one line."""
+    """A configuration value outside what is allowed; the message is one line. ``value``
+    :data:`NO_VALUE` leaves the value out (``key: allowed``), for a file or a whole entry."""
+
+    NO_VALUE = "<no value>"
 
     def __init__(self, key: str, value: Any, allowed: str):
-        super().__init__(f"{key}={value!r}: {allowed}")
+        text = (f"{key}: {allowed}" if value is ConfigError.NO_VALUE
+                else f"{key}={value!r}: {allowed}")
+        super().__init__(" ".join(text.split()))  # one line, whatever the parts hold
         self.key, self.value, self.allowed = key, value, allowed
 
     def __reduce__(self):  # picklable, so a failed job under a process launcher reports it
         return (ConfigError, (self.key, self.value, self.allowed))
 
+
+
+# -- types: what the schema says each value is (the Python API and timeline changes bypass
+# OmegaConf's own checks) ----------------------------------------------------------------------
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+
+
+def check_value(key: str, value: Any, kind: Any) -> None:
+    """Refuse a value that is not of the schema's type ``kind`` (a type hint)."""
+    args = typing.get_args(kind)
+    if type(None) in args:
+        if value is None:
+            return
+        kind = next(a for a in args if a is not type(None))
+        args = typing.get_args(kind)
+    origin = typing.get_origin(kind)
+    if kind is Any:
+        return
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        _one_of(key, value, [m.value for m in kind])
+    elif kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, value, "must be true or false")
+    elif kind is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(key, value, "must be an integer")
+    elif kind is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(key, value, "must be a number")
+    elif kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, value, "must be text")
+    elif origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(key, value, "must be a list [...]")
+        for i, item in enumerate(value):
+            check_value(f"{key}[{i}]", item, args[0])
+    elif origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(key, value, "must be a mapping {key: value}")
+        for k, item in value.items():
+            check_value(f"{key}.{k}", item, args[1])
+    elif dataclasses.is_dataclass(kind):
+        if not isinstance(value, kind):
+            raise ConfigError(key, value, f"must be a mapping of {kind.__name__}'s settings")
+        check_types(value, key)
+
+
+def check_types(obj: Any, prefix: str = "") -> None:
+    """Every field of a dataclass (recursively) of the schema's type."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        if key == "timeline":  # events are checked one by one below
+            continue
+        check_value(key, getattr(obj, f.name), hints[f.name])
 
 
 def _date(key: str, value: Any) -> dt.date:
@@ -53,10 +119,11 @@ def _date(key: str, value: Any) -> dt.date:
 
 
 def _at_least(key: str, value: Any, low: float, strict: bool = False) -> None:
-    ok = value is not None and not (isinstance(value, float) and math.isnan(value)) and (
-        value > low if strict else value >= low)
+    """A finite number >= low (> low if strict); refuses None, NaN and infinity."""
+    ok = (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+          and (value > low if strict else value >= low))
     if not ok:
-        raise ConfigError(key, value, f"must be {'>' if strict else '>='} {low}")
+        raise ConfigError(key, value, f"must be a finite number {'>' if strict else '>='} {low}")
 
 
 def _within(key: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
@@ -69,7 +136,8 @@ def _within(key: str, value: Any, low: float, high: float, low_open: bool = Fals
 
 
 def _share(key: str, value: Any, top_open: bool = False) -> None:
-    if value is None or not (0.0 <= value < 1.0 if top_open else 0.0 <= value <= 1.0):
+    if not isinstance(value, int | float) or isinstance(value, bool) or not (
+            0.0 <= value < 1.0 if top_open else 0.0 <= value <= 1.0):
         raise ConfigError(key, value, f"must be a share in [0, 1{')' if top_open else ']'}")
 
 
@@ -85,8 +153,24 @@ def _keys_in(key: str, mapping: dict, allowed: Sequence[str]) -> None:
                               f"unknown key; allowed: {', '.join(allowed)}")
 
 
+def check_counts(replications: Any, jobs: Any) -> None:
+    """The API's ``replications`` and ``jobs`` arguments (None: the config's values)."""
+    for key, value in (("replications", replications), ("jobs", jobs)):
+        if value is not None:
+            check_value(key, value, int)
+            _at_least(key, value, 1)
+
+
 def validate(p: Config) -> None:
-    """Check every value, then every regime the timeline produces; raise ConfigError."""
+    """Check every value's type, every value, then every regime the timeline produces; raise
+    ConfigError."""
+    if not isinstance(p, Config):
+        raise ConfigError("config", type(p).__name__, "must be sim.params.Config")
+    check_types(p)
+    for name, event in p.timeline.items():
+        if not isinstance(event, EventConfig):
+            raise ConfigError(f"timeline.{name}", event, "must be {date, label, changes}")
+        check_types(event, f"timeline.{name}")
     _check_frame(p)
     _check_levers(p)
     for name, event in p.timeline.items():
@@ -97,6 +181,10 @@ def validate(p: Config) -> None:
                                   "a timeline event cannot change this key")
     for name, event in p.timeline.items():
         for key, value in event.changes.items():
+            try:
+                check_value(f"timeline.{name}.changes.{key}", value, keys.field_type(key))
+            except KeyError:
+                pass  # refused below, as an unknown key
             try:
                 policies.apply_changes(p, {key: value})
             except KeyError:
@@ -114,6 +202,9 @@ def validate(p: Config) -> None:
 
 def _check_frame(p: Config) -> None:
     """Settings that fix the run's frame (dates, seed, calendar, backlog, outputs)."""
+    if not _NAME.fullmatch(p.name):  # it names the run's folder: nothing may escape outputs/
+        raise ConfigError("name", p.name, "must be 1-100 letters, digits, '_', '-' or '.', "
+                                          "not starting with '.'")
     if not isinstance(p.seed, int) or p.seed < 0:
         raise ConfigError("seed", p.seed, "must be an integer >= 0")
     start = _date("start_date", p.start_date)
@@ -136,7 +227,10 @@ def _check_frame(p: Config) -> None:
 
         first, last = china_calendar_years()
         end = start + dt.timedelta(days=n_days - 1)
-        if start.year - 1 < first or end.year > last:
+        if start.year - 1 < first:
+            raise ConfigError("start_date", p.start_date,
+                              f"calendar.kind=china covers {first + 1}..{last} only")
+        if end.year > last:
             raise ConfigError("end_date", end.isoformat(),
                               f"calendar.kind=china covers {first + 1}..{last} only")
     for i, s in enumerate(p.arrivals.surges):
@@ -163,6 +257,7 @@ def _check_frame(p: Config) -> None:
         _at_least("clearance.level", c.level, 0)
     if c.cohort_date is not None:
         _date("clearance.cohort_date", c.cohort_date)
+    _check_dates_set(p, start, start + dt.timedelta(days=n_days - 1))
     if c.event is not None and c.event not in p.timeline:
         raise ConfigError("clearance.event", c.event,
                           f"must be null or a timeline event: {', '.join(p.timeline) or 'none'}")
@@ -180,6 +275,27 @@ def _check_frame(p: Config) -> None:
     if not 0 <= p.initial_backlog.max_waited_days <= 3650:
         raise ConfigError("initial_backlog.max_waited_days", p.initial_backlog.max_waited_days,
                           "must be in [0, 3650] days")
+
+
+def _check_dates_set(p: Config, first: dt.date, last: dt.date) -> None:
+    """A date the user set (``calibration.keep`` lists the settings set on the command line or
+    in ``load_config``) that has no effect inside the run is a mistake: refused. A scenario's
+    own dates outside a shortened run are not (their measures are then undefined)."""
+    kept = set(p.calibration.keep)
+    dated = [("clearance.cohort_date", p.clearance.cohort_date, True),
+             ("officials.ramp.start_date", p.officials.ramp.start_date, False),
+             ("green_channel.start_date", p.green_channel.start_date, False)]
+    dated += [(f"timeline.{name}.date", e.date, False) for name, e in p.timeline.items()]
+    dated += [(f"arrivals.surges.{i}.start_date", s.start_date, False)
+              for i, s in enumerate(p.arrivals.surges)]
+    for key, value, from_start in dated:
+        chosen = key in kept or any(key.startswith(k + ".") for k in kept)
+        if not chosen or value is None:
+            continue
+        day = _date(key, value)
+        if day > last or (from_start and day < first):
+            span = f"{first} to {last}" if from_start else f"on or before {last}"
+            raise ConfigError(key, value, f"has no effect in this run: a date {span}")
 
 
 def _check_levers(p: Config) -> None:

@@ -165,19 +165,22 @@ def test_point_order_does_not_change_results(basic, tmp_path):
 
 
 # -- failed, missing and resumed jobs -------------------------------------------------------------
-FAIL = ("scenario=mmc", "horizon_days=200", "warmup_days=0", "output.plots=false",
-        "officials.count=0,5")
+# Every value is valid alone (the command line checks each swept value before any job starts);
+# one combination is not: a warm-up as long as the run fails in its own job.
+FAIL = ("scenario=mmc", "output.plots=false", "horizon_days=300,100", "warmup_days=0,150")
 
 
 def _check_failed_sweep(folder: Path) -> None:
-    t = table(folder).set_index("officials.count")
-    assert len(t) == 2
-    assert t.loc[0, "status"] == "failed"
-    assert "officials.count=0" in t.loc[0, "message"]
-    assert "officials.count=0" in (folder / t.loc[0, "folder"] / "error.txt").read_text()
-    assert t.loc[5, "status"] == "ok"
-    assert t.loc[5, "peak_pending"] > 0
-    assert (folder / t.loc[5, "folder"] / "summary.json").is_file()
+    t = table(folder).set_index(["horizon_days", "warmup_days"])
+    assert len(t) == 4
+    bad = (100, 150)
+    assert t.loc[bad, "status"] == "failed"
+    assert "warmup_days=150" in t.loc[bad, "message"]
+    assert "warmup_days=150" in (folder / t.loc[bad, "folder"] / "error.txt").read_text()
+    for point in [(300, 0), (300, 150), (100, 0)]:
+        assert t.loc[point, "status"] == "ok"
+        assert t.loc[point, "peak_pending"] > 0
+        assert (folder / t.loc[point, "folder"] / "summary.json").is_file()
 
 
 @pytest.mark.slow
@@ -185,11 +188,11 @@ def test_failed_job_reported_others_kept(tmp_path):
     folder = tmp_path / "sweep"
     proc = run_sweep(folder, *FAIL)
     assert proc.returncode != 0  # Hydra reports the failed job at the end
-    assert "1 ok, 1 failed, 0 missing" in proc.stdout
+    assert "3 ok, 1 failed, 0 missing" in proc.stdout
     _check_failed_sweep(folder)
     collected = run_collect(folder)
     assert collected.returncode == 1, collected.stdout + collected.stderr
-    assert "failed" in collected.stdout and "officials.count=0" in collected.stdout
+    assert "failed" in collected.stdout and "warmup_days=150" in collected.stdout
     assert "resume=true" in collected.stdout  # tells how to re-run the unfinished jobs
 
 
@@ -200,6 +203,16 @@ def test_failed_job_under_joblib_keeps_the_others(tmp_path):
     assert proc.returncode != 0
     assert "BrokenProcessPool" not in proc.stderr
     _check_failed_sweep(folder)
+
+
+def test_sweep_with_a_bad_value_starts_no_job(tmp_path):
+    folder = tmp_path / "sweep"
+    proc = run_sweep(folder, "scenario=mmc", "horizon_days=200", "warmup_days=0",
+                     "officials.count=3,0")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: officials.count=0: must be a finite number >= 1"]
+    assert not folder.exists()
 
 
 def test_collect_lists_missing_jobs(basic, tmp_path, capsys):
@@ -318,7 +331,7 @@ def test_sweep_points_are_hydras_own_expansion(arguments):
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from sim.config import expand_sweep
+    from sim.command_line import expand_sweep
 
     parsed = OverridesParser.create().parse_overrides(arguments)
     expected = [list(p) for batch in BasicSweeper.split_arguments(parsed, None) for p in batch]

@@ -13,10 +13,11 @@ folder. :func:`collect` reads them all and writes, next to them:
 The jobs a sweep should have are read back from its ``multirun.yaml`` (Hydra's own expansion of
 the sweep), so jobs that never started are listed as missing, not dropped; folders are matched
 to points by their overrides, never by job number. :mod:`sim.studies.sweep_collect` writes
-the table and plots; :class:`sim.config.CollectCallback` runs it at the end of a multirun (also
-when a job failed or the sweep was interrupted); ``python -m sim.collect DIR`` on demand.
+the table and plots; :class:`sim.command_line.CollectCallback` runs it at the end of a
+multirun (also when a job failed or the sweep was interrupted); ``python -m sim.collect DIR``
+on demand.
 
-Override strings are read with Hydra's own grammar, through the glue (:mod:`sim.config`).
+Override strings are read with Hydra's own grammar, through the glue (:mod:`sim.command_line`).
 pandas is imported when a table is made.
 """
 
@@ -35,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from sim.config import expand_sweep, override_value
+from sim.command_line import expand_sweep, override_value
 from sim.keys import lookup
 
 SUMMARY_FILE = "sweep_summary.csv"
