@@ -15,7 +15,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sim.command_line import app_run, log_line
+from sim.command_line import app_run, guard, log_line
 from sim.config import ConfigError, compose_scenario, executor_from, register
 
 register()
@@ -27,8 +27,25 @@ def settings_from(cfg: DictConfig):
     from sim.studies.history_matching import Settings as MatchSettings
 
     raw = OmegaConf.to_container(cfg.calibrate, resolve=True)
-    raw["match"] = MatchSettings(**raw.get("match", {}))
+    match = raw.get("match", {})
+    for key in [*raw, *(f"match.{k}" for k in (match if isinstance(match, dict) else {}))]:
+        allowed = MatchSettings if key.startswith("match.") else Settings
+        name = key.removeprefix("match.")
+        if name not in allowed.__dataclass_fields__:
+            names = ", ".join(allowed.__dataclass_fields__)
+            raise ConfigError(f"calibrate.{key}", ConfigError.NO_VALUE,
+                              f"no such setting; allowed: {names}")
+    raw["match"] = MatchSettings(**match)
     return Settings(**raw)
+
+
+def check(cfg: DictConfig) -> None:
+    """Everything that can be refused before the calibration starts (no simulation)."""
+    from sim.studies import calibration
+
+    settings = settings_from(cfg)
+    params = compose_scenario(settings.scenario, settings.scenario_overrides, executor_from(cfg))
+    calibration.prepare(params, settings)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="calibrate")
@@ -64,4 +81,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    guard(sys.argv[1:], config_name="calibrate", then=check)  # before Hydra writes anything
     main()

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 
-from sim.config import ConfigError, check_overrides, load_config, to_params
+from sim.config import CONFIG_DIR, ConfigError, check_overrides, load_config, to_params
 
 # -- the command line ---------------------------------------------------------------------------
 # The flags of a Hydra application that change what it does (Hydra's own parser is private).
@@ -83,10 +84,10 @@ def guard(argv: Sequence[str], config_name: str = "config",
     """:func:`check_command_line`; a refusal prints its one line and exits with code 2."""
     try:
         check_command_line(argv, config_name, then)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except ValueError as err:  # ConfigError, a study's TargetsError or SettingsError: one line
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         sys.exit(2)
-    except Exception as err:  # a study's own check, or anything composing raised
+    except Exception as err:  # anything else composing raised
         print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
 
@@ -119,6 +120,15 @@ def _sweep_points(task: list[str]) -> list[list[str]]:
 
 
 def _compose(overrides: list[str], searched: list[str], dirs: list[str], config_name: str):
+    parser = OverridesParser.create()
+    for text in overrides:  # the grammar first, for every application
+        try:
+            parser.parse_override(text)
+        except HydraException as err:
+            key, _, value = text.partition("=")
+            raise ConfigError(key.lstrip("+~"), value, "cannot be read ("
+                              f"{str(err).splitlines()[0]}); quote a value holding '=', "
+                              "e.g. '[\"officials.count=8\"]'") from None
     try:
         if config_name == "config":
             check_overrides(overrides, dirs)
@@ -200,6 +210,11 @@ def _reason(detail: str, full_key: str, reference: str) -> str:
     for pattern, reason in _REASONS:
         if pattern in detail:
             return reason
+    missing = re.search(r"Could not find '([^'/]+)/([^']+)'", detail)
+    if missing:
+        group = missing.group(1)
+        available = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+        return f"no such {group}; available: {', '.join(available)}"
     options = re.search(r"expected one of \[([^\]]*)\]", detail)
     if options:
         return f"must be one of {options.group(1)}"

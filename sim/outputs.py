@@ -28,7 +28,10 @@ def package_version() -> str:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``; the temporary file never survives."""
+    """Call ``write(tmp_path)`` then rename onto ``path``: ``path`` is either absent, as it
+    was, or complete. The hidden temporary file (``.<name>.<random>.tmp``) is removed on any
+    error; only a kill (``kill -9``) can leave it, and the next write into that folder removes
+    it (:func:`remove_stale_temporaries`)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -41,6 +44,12 @@ def atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Remove the temporary files an earlier, killed writer left in ``folder``."""
+    for stale in Path(folder).glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def write_csv(path: Path, table: pd.DataFrame) -> None:
@@ -114,6 +123,7 @@ def write_run(out_dir: Path, results) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     # A new run replaces the folder's results: nothing of an earlier run may look like its own.
     (out_dir / "summary.json").unlink(missing_ok=True)
+    remove_stale_temporaries(out_dir)
     for stale in [*out_dir.glob("*.png"), *out_dir.glob("*.svg"), *out_dir.glob("*.csv")]:
         stale.unlink()
     write_csv(out_dir / "daily.csv", results.daily)

@@ -14,10 +14,19 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sim.command_line import app_run, log_line
+from sim.command_line import app_run, guard, log_line
 from sim.config import ConfigError, compose_scenario, executor_from, register
 
 register()
+
+
+def check(cfg: DictConfig) -> None:
+    """Everything that can be refused before the study starts (no simulation)."""
+    from sim.studies.sensitivity import check_factors, settings_from
+
+    s = settings_from(OmegaConf.to_container(cfg.sensitivity, resolve=True))
+    check_factors(compose_scenario(s.scenario, s.scenario_overrides, executor_from(cfg)),
+                  s.factors)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="sensitivity")
@@ -49,4 +58,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    guard(sys.argv[1:], config_name="sensitivity", then=check)  # before Hydra writes anything
     main()

@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from sim import keys
-from sim.outputs import atomic_write
+from sim.outputs import atomic_write, remove_stale_temporaries
 from sim.params import CONFIG_DIR, Config
 from sim.studies import history_matching as hm
 from sim.studies import space
@@ -98,14 +98,8 @@ def calibrate(params: Config, settings: Settings, command: str = "",
     """History-match ``params`` (the scenario, composed by the caller) and check the result."""
     say = log or (lambda _msg: None)
     commit = git_commit()  # the code that runs: taken before any file can change
-    targets = load_targets(REPO_DIR / settings.targets_file, params.start_date,
-                           params.end_date or "2100-01-01")
-    chosen_t = select_targets(targets, settings.readings, settings.drop_groups)
-    if not chosen_t:
-        raise TargetsError("calibrate: no readings chosen")
+    targets, chosen_t, factors, base = prepare(params, settings)
     chosen = [targets.index(t) for t in chosen_t]
-    factors = space.load_factors(CONFIG_DIR / settings.ranges_file, params)
-    base = cut_to_targets(params, targets, settings.end_margin_days)
     say(f"calibrating {settings.scenario}: {len(factors)} inputs, {len(chosen)} readings "
         f"({', '.join(t.id for t in chosen_t)}), runs to {base.end_date}")
     match = hm.history_match(base, factors, targets, chosen, settings.match, log=say)
@@ -114,6 +108,19 @@ def calibrate(params: Config, settings: Settings, command: str = "",
     cal = Calibration(settings, match, base, {}, provenance(settings, command, match, commit))
     cal.check = check_ensemble(cal, say)
     return cal
+
+
+def prepare(params: Config, settings: Settings
+            ) -> tuple[list[Target], list[Target], list[space.Factor], Config]:
+    """The readings, the chosen ones, the inputs and the scenario cut at the last reading;
+    TargetsError (one line) for settings that cannot work. Runs no simulation."""
+    targets = load_targets(REPO_DIR / settings.targets_file, params.start_date,
+                           params.end_date or "2100-01-01")
+    chosen_t = select_targets(targets, settings.readings, settings.drop_groups)
+    if not chosen_t:
+        raise TargetsError("calibrate: no readings chosen")
+    factors = space.load_factors(CONFIG_DIR / settings.ranges_file, params)
+    return targets, chosen_t, factors, cut_to_targets(params, targets, settings.end_margin_days)
 
 
 def check_ensemble(cal: Calibration, say: Callable[[str], None]) -> dict[str, Any]:
@@ -323,6 +330,7 @@ def write_results(cal: Calibration, out_dir: Path, install: bool = False) -> lis
     the scenario file itself (configs/scenario/<scenario>.yaml), on the lines that set each
     value. Returns the installed files."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
     name = cal.settings.scenario
     ensemble = yaml.safe_dump(ensemble_document(cal), sort_keys=False)
     point = point_text(cal)

@@ -365,10 +365,11 @@ def _end(params: Config) -> str:
 
 def write_results(study: Study, out_dir: Path) -> list[str]:
     """points.csv, morris.csv, sobol.csv, sensitivity.png/.svg, then report.md."""
-    from sim.outputs import atomic_write, save_figure, write_csv
+    from sim.outputs import atomic_write, remove_stale_temporaries, save_figure, write_csv
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
     (out_dir / "report.md").unlink(missing_ok=True)
     written = ["points.csv"]
     write_csv(out_dir / "points.csv", study.points)

@@ -30,9 +30,10 @@ def collect(folder: str | Path, figure: str = DEFAULT_FIGURE, keys: Sequence[str
             plots: bool = True, figures: Sequence[str] = FIGURES,
             out: Callable[[str], Any] | None = print) -> Sweep:
     """Read a sweep folder and write its summary table and comparison plots into it."""
-    from sim.outputs import write_csv
+    from sim.outputs import remove_stale_temporaries, write_csv
 
     sweep = load_sweep(folder, figures)
+    remove_stale_temporaries(sweep.folder)
     table = sweep.table()
     write_csv(sweep.folder / SUMMARY_FILE, table)
     written = [SUMMARY_FILE]

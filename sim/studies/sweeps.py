@@ -226,16 +226,19 @@ def job_status(folder: Path) -> tuple[str, str, dict[str, Any] | None]:
 def load_sweep(folder: str | Path, figures: Sequence[str] = FIGURES) -> Sweep:
     """Read a sweep folder: every planned job (ok, failed or missing) and any other job folder.
 
-    Raises FileNotFoundError when the folder is neither a sweep folder nor holds job folders.
+    Raises FileNotFoundError when the folder is not a sweep folder: Hydra writes multirun.yaml
+    into every sweep's folder, whichever sweeper ran it (a folder of single runs, such as
+    outputs/runs, has none, and nothing is written into it).
     """
     folder = Path(folder).resolve()
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder")
+        raise FileNotFoundError(f"folder={str(folder)!r}: no such folder")
+    if not (folder / "multirun.yaml").is_file():
+        raise FileNotFoundError(f"folder={str(folder)!r}: not a sweep folder (no multirun.yaml; "
+                                "give the folder of a `python -m sim -m ...` sweep)")
     points, keys, info = planned_points(folder)
     exclude = info["exclude"]
     found = job_folders(folder)
-    if points is None and not found:
-        raise FileNotFoundError(f"{folder}: not a sweep folder (no multirun.yaml, no job folders)")
     by_overrides: dict[tuple[str, ...], Path] = {}
     for job in found:
         overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []
