@@ -89,7 +89,7 @@ def is_complete(out_dir: Path) -> bool:
     return True
 
 
-def save_figure(fig, path: Path, formats: Sequence[str] = ("png", "svg")) -> None:
+def save_figure(fig, path: Path, formats: Sequence[str] = ("png",)) -> None:
     """Write a figure in each format, atomically, and close it."""
     import matplotlib.pyplot as plt
 
@@ -111,7 +111,7 @@ def write_figures(out_dir: Path, results) -> list[str]:
         "waits": results.plot_waits,
     }
     for stem, draw in figures.items():  # one figure open at a time
-        save_figure(draw(), Path(out_dir) / stem)
+        save_figure(draw(), Path(out_dir) / stem, results.params.output.figure_formats)
     return list(figures)
 
 
@@ -124,7 +124,7 @@ def write_run(out_dir: Path, results) -> Path:
     # A new run replaces the folder's results: nothing of an earlier run may look like its own.
     (out_dir / "summary.json").unlink(missing_ok=True)
     remove_stale_temporaries(out_dir)
-    for stale in [*out_dir.glob("*.png"), *out_dir.glob("*.svg"), *out_dir.glob("*.csv")]:
+    for stale in [p for ext in ("png", "svg", "pdf", "csv") for p in out_dir.glob(f"*.{ext}")]:
         stale.unlink()
     write_csv(out_dir / "daily.csv", results.daily)
     write_csv(out_dir / "daily_by_class.csv", results.by_class)

@@ -287,6 +287,7 @@ class CalibrationConfig:
 class OutputConfig:
     applications: bool = False  # write applications.csv (one row per application)
     plots: bool = True
+    figure_formats: list[str] = field(default_factory=lambda: ["png"])  # png, svg, pdf
 
 
 @dataclass

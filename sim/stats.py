@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
+from scipy.special import stdtrit  # the t quantile, without importing scipy.stats
 
 
 def t_half_width(values: np.ndarray, level: float = 0.95, axis: int = 0) -> np.ndarray:
@@ -16,7 +16,7 @@ def t_half_width(values: np.ndarray, level: float = 0.95, axis: int = 0) -> np.n
     if n < 2:
         return np.full(np.delete(values.shape, axis), np.nan)
     sd = values.std(axis=axis, ddof=1)
-    return stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
+    return stdtrit(n - 1, 0.5 + level / 2) * sd / math.sqrt(n)
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -79,7 +79,7 @@ def replications_needed(values: Sequence[float], relative_precision: float,
     if mean == 0:
         raise ValueError("relative precision is undefined for a mean of zero")
     n = 2
-    while stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n) > relative_precision * mean:
+    while stdtrit(n - 1, 0.5 + level / 2) * sd / math.sqrt(n) > relative_precision * mean:
         n += 1
         if n > 1_000_000:
             break

@@ -57,6 +57,7 @@ class ConfigError(ValueError):
 
 # -- types: what the schema says each value is (the Python API and timeline changes bypass
 # OmegaConf's own checks) ----------------------------------------------------------------------
+FIGURE_FORMATS = ("png", "svg", "pdf")
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 
 
@@ -271,6 +272,8 @@ def _check_frame(p: Config) -> None:
         if not path.is_file():
             raise ConfigError("calibration.ensemble_file", p.calibration.ensemble_file,
                               f"no such file under {CONFIG_DIR}")
+    for fmt in p.output.figure_formats:
+        _one_of("output.figure_formats", fmt, FIGURE_FORMATS)
     _at_least("initial_backlog.count", p.initial_backlog.count, 0)
     if not 0 <= p.initial_backlog.max_waited_days <= 3650:
         raise ConfigError("initial_backlog.max_waited_days", p.initial_backlog.max_waited_days,

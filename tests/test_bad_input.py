@@ -103,6 +103,7 @@ CLI = [
     (["queue.served_last=[XX]"], "queue.served_last"),
     (["controls.october5=maybe"], "controls.october5"),
     (["output.plots=maybe"], "output.plots"),
+    (["output.figure_formats=[gif]"], "output.figure_formats"),
     (["initial_backlog.count=-1"], "initial_backlog.count"),
     (["initial_backlog.max_waited_days=inf"], "initial_backlog.max_waited_days"),
     (["calibration.keep=[nope.key]"], "calibration.keep"),
@@ -308,6 +309,18 @@ def test_collect_refuses_what_is_not_a_sweep_folder(folder, earlier):
     proc = _run(earlier.parent, "sim.collect", folder)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert _snapshot(earlier.parent) == before
+
+
+def test_figures_are_png_unless_other_formats_are_asked_for(tmp_path):
+    from sim.outputs import write_run
+
+    res = sim.run(["scenario=mmc", "horizon_days=300", "warmup_days=0"])
+    write_run(tmp_path / "png", res)
+    assert {p.suffix for p in (tmp_path / "png").iterdir() if p.stem == "backlog"} == {".png"}
+    res = sim.run(["scenario=mmc", "horizon_days=300", "warmup_days=0",
+                   "output.figure_formats=[png,svg]"])
+    write_run(tmp_path / "both", res)
+    assert {p.suffix for p in (tmp_path / "both").glob("backlog.*")} == {".png", ".svg"}
 
 
 def test_a_killed_writer_leaves_nothing_after_the_next_run(tmp_path):

@@ -8,7 +8,7 @@ workers nor the executor. Morris gives mu* (mean absolute elementary effect) and
 the first-order S1 and total ST, each with a bootstrap 95 % interval.
 
 Writes ``points.csv`` (every run: method, factor values, outputs), ``morris.csv``,
-``sobol.csv``, ``sensitivity.png``/``.svg`` and ``report.md`` (last: a folder without it is
+``sobol.csv``, ``sensitivity.png`` and ``report.md`` (last: a folder without it is
 incomplete).
 """
 
@@ -364,7 +364,7 @@ def _end(params: Config) -> str:
 
 
 def write_results(study: Study, out_dir: Path) -> list[str]:
-    """points.csv, morris.csv, sobol.csv, sensitivity.png/.svg, then report.md."""
+    """points.csv, morris.csv, sobol.csv, sensitivity.png, then report.md."""
     from sim.outputs import atomic_write, remove_stale_temporaries, save_figure, write_csv
 
     out_dir = Path(out_dir)

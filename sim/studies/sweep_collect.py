@@ -1,8 +1,8 @@
 """Collecting a sweep folder: ``sweep_summary.csv``, comparison plots and a text report.
 
 - ``sweep_summary.csv``: one row per job (:func:`sim.studies.sweeps.summary_table`);
-- ``sweep_backlog.png``/``.svg``: the backlog-clearance curves of all jobs on one set of axes;
-- ``sweep_heatmap_<figure>.png``/``.svg``: a chosen figure over two swept keys (or, with one
+- ``sweep_backlog.png``: the backlog-clearance curves of all jobs on one set of axes;
+- ``sweep_heatmap_<figure>.png``: a chosen figure over two swept keys (or, with one
   swept key, ``sweep_<figure>.png``: the figure against that key with its interval).
 """
 

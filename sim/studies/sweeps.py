@@ -6,8 +6,8 @@ folder. :func:`collect` reads them all and writes, next to them:
 - ``sweep_summary.csv``: one row per job of the sweep: each swept key as a column, each
   headline figure with its 95 % confidence interval (``<figure>_low``, ``<figure>_high``),
   the job's status (``ok``, ``failed``, ``missing``), a message and its folder;
-- ``sweep_backlog.png``/``.svg``: the backlog-clearance curves of all jobs on one set of axes;
-- ``sweep_heatmap_<figure>.png``/``.svg``: a chosen figure over two swept keys (or, with one
+- ``sweep_backlog.png``: the backlog-clearance curves of all jobs on one set of axes;
+- ``sweep_heatmap_<figure>.png``: a chosen figure over two swept keys (or, with one
   swept key, ``sweep_<figure>.png``: the figure against that key with its interval).
 
 The jobs a sweep should have are read back from its ``multirun.yaml`` (Hydra's own expansion of
