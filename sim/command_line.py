@@ -56,9 +56,10 @@ def check_command_line(argv: Sequence[str], config_name: str = "config",
     args, _ = _parser().parse_known_args(list(argv))
     dirs = [args.config_dir] if args.config_dir else []
     overrides = [o for o in args.overrides if o]
-    if any(a.split("=", 1)[0] in _MODES for a in argv):
-        check_overrides(overrides, dirs) if config_name == "config" else None
-        return  # Hydra prints or resolves something and runs nothing
+    if any(a.split("=", 1)[0] in _MODES for a in argv):  # Hydra prints something, runs nothing
+        if config_name == "config":
+            check_overrides(overrides, dirs)
+        return
     hydra_own = [o for o in overrides if o.lstrip("+~").startswith("hydra")]
     _check_output_folder(hydra_own, args.multirun)
     if args.config_dir:
