@@ -39,9 +39,16 @@ _MODES = ("--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--info", 
 
 
 def _parser() -> argparse.ArgumentParser:
+    """Hydra's command-line flags, so that the overrides are what is left."""
     p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    p.add_argument("--multirun", "-m", action="store_true")
-    p.add_argument("--config-dir", "-cd")
+    for flags in (("--multirun", "-m"), ("--help", "-h"), ("--hydra-help",), ("--version",),
+                  ("--resolve",), ("--run", "-r"), ("--shell-completion", "-sc")):
+        p.add_argument(*flags, action="store_true")
+    for flags in (("--config-dir", "-cd"), ("--cfg", "-c"), ("--package", "-p"),
+                  ("--config-path", "-cp"), ("--config-name", "-cn"),
+                  ("--experimental-rerun",)):
+        p.add_argument(*flags)
+    p.add_argument("--info", "-i", nargs="?", const="all")
     p.add_argument("overrides", nargs="*")
     return p
 

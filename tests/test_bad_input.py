@@ -126,6 +126,7 @@ CLI = [
     (["-m", "officials.count=3,0"], "officials.count"),
     (["-m", "green_channel.mode=off,fast"], "green_channel.mode"),
     (["--config-dir", "/nonexistent/configs"], "--config-dir"),
+    (["--cfg", "job", "officials.cnt=3"], "officials.cnt"),
 ]
 
 STUDIES = [
@@ -228,7 +229,8 @@ def test_valid_input_passes_the_guard(earlier, capsys, tmp_path):
            "{officials.count:9}}", "timeline.call=null", "~timeline.geneva",
            "++officials.scale=2", f"hydra.run.dir={earlier}"])
     guard(["-m", "officials.count=3,5", "green_channel.mode=off,priority"])
-    guard(["end_date=2025-05-31"])  # the scenario's own cohort date is then simply not reached
+    guard(["end_date=2025-05-31"])
+    guard(["--cfg", "job", "-p", "officials", "officials.count=3"])  # flags with values  # the scenario's own cohort date is then simply not reached
     assert capsys.readouterr().err == ""
 
 
