@@ -229,8 +229,8 @@ def test_valid_input_passes_the_guard(earlier, capsys, tmp_path):
            "{officials.count:9}}", "timeline.call=null", "~timeline.geneva",
            "++officials.scale=2", f"hydra.run.dir={earlier}"])
     guard(["-m", "officials.count=3,5", "green_channel.mode=off,priority"])
-    guard(["end_date=2025-05-31"])
-    guard(["--cfg", "job", "-p", "officials", "officials.count=3"])  # flags with values  # the scenario's own cohort date is then simply not reached
+    guard(["end_date=2025-05-31"])  # the scenario's own cohort date is then simply not reached
+    guard(["--cfg", "job", "-p", "officials", "officials.count=3"])  # flags with values
     assert capsys.readouterr().err == ""
 
 
