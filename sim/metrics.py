@@ -19,11 +19,16 @@ from sim.recorder import (
     CLASS_DIMS,
     N_CLASSES,
     OUTCOMES,
+    SEGMENT_SHIFT,
     Recorder,
     WaitHistogram,
     class_labels,
     interval_area,
+    segment_name,
 )
+
+# Percentiles of waits and times to decision reported per segment ("who waits longest").
+WAIT_PERCENTILES = (10, 25, 50, 75, 90)
 
 GROUPINGS = {"destination": "destination", "trusted": "trusted", "military": "military",
              "elements": "elements", "renewal": "renewal"}
@@ -38,6 +43,8 @@ class RunResult:
     applications: pd.DataFrame | None
     summary: dict[str, Any]
     waits: WaitHistogram  # waits (submission to first review) after the warm-up
+    # per segment (destination x trusted x military, by name): waits after the warm-up
+    segment_waits: dict[str, WaitHistogram]
 
 
 def _ratio(num: float, den: float) -> float:
@@ -119,6 +126,8 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "p50_wait_days": rec.wait_hist.quantile(0.5),
         "p90_wait_days": rec.wait_hist.quantile(0.9),
         "mean_time_to_decision_days": _ratio(sum(rec.ttd_sum), decided),
+        "p50_time_to_decision_days": rec.ttd_hist.quantile(0.5),
+        "p90_time_to_decision_days": rec.ttd_hist.quantile(0.9),
         **_still_waiting(rec, range(N_CLASSES)),
         "utilisation": _ratio(busy[w:].sum(), capacity[w:].sum()),
         "mean_waiting": _ratio(queue_area[w:].sum(), span),
@@ -126,13 +135,17 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "reviews_started": wait_n,
         "decisions": decided,
         "share_decided_late": _ratio(sum(rec.late_n), decided),
+        "share_decided_within_limit": _ratio(decided - sum(rec.late_n), decided),
         "past_statutory_limit_end": int(late.sum(0)[-1]) if n_days else 0,
         "extra_review_rounds": int(sum(rec.rounds)),
         "held_end": int(daily["held"].iloc[-1]) if n_days else 0,
         "clearance": clearance_summary(params, daily, rec.cohort_day),
         "by_group": _group_summaries(rec, classes, arrivals, outcomes, pending, late),
+        "by_segment": _segment_summaries(rec, classes, arrivals, outcomes, pending, late),
     }
-    return RunResult(daily, by_class, apps, summary, rec.wait_hist)
+    segment_waits = {segment_name(s): rec.segment_waits[s]
+                     for s in sorted({c >> SEGMENT_SHIFT for c in classes})}
+    return RunResult(daily, by_class, apps, summary, rec.wait_hist, segment_waits)
 
 
 def _cohort_remaining(rec: Recorder, pending: np.ndarray) -> np.ndarray | None:
@@ -185,6 +198,8 @@ def clearance_summary(params: Config, daily: pd.DataFrame,
         "cleared": cl.cleared_day is not None,
         "clearance_date": date(cl.cleared_day),
         "days_peak_to_clearance": None if cl.cleared_day is None else cl.cleared_day - cl.peak_day,
+        # Cleared once is not cleared for good: a later staff cut or surge can refill it.
+        **_after_clearance(pending, cl.threshold, cl.cleared_day, date),
     }
     event = params.timeline.get(c.event) if c.event else None
     if event is not None:
@@ -196,6 +211,19 @@ def clearance_summary(params: Config, daily: pd.DataFrame,
                    **{f"cohort_days_to_clear_{q}pct": cohort_days_to_clear(
                        cohort, cohort_day, q / 100) for q in (50, 90, 100)})
     return out
+
+
+def _after_clearance(backlog: np.ndarray, threshold: float, cleared_day: int | None,
+                     date) -> dict[str, Any]:
+    """Whether the backlog stayed below the threshold after it first cleared, when it rose
+    back to it, and the backlog at the end."""
+    back = None
+    if cleared_day is not None:
+        above = np.flatnonzero(backlog[cleared_day:] >= threshold)
+        back = int(cleared_day + above[0]) if len(above) else None
+    return {"stayed_cleared": None if cleared_day is None else back is None,
+            "back_above_threshold_date": date(back),
+            "backlog_end": float(backlog[-1]) if len(backlog) else 0.0}
 
 
 def _by_class_table(dates, classes, arrivals, outcomes, pending, late) -> pd.DataFrame:
@@ -233,9 +261,43 @@ def _group_summaries(rec: Recorder, classes, arrivals, outcomes, pending, late) 
                 "mean_time_to_decision_days": _ratio(sum(rec.ttd_sum[c] for c in idx), decided),
                 **_still_waiting(rec, idx),
                 "share_decided_late": _ratio(sum(rec.late_n[c] for c in idx), decided),
+                "share_decided_within_limit": _ratio(
+                    decided - sum(rec.late_n[c] for c in idx), decided),
                 "past_statutory_limit_end": int(late[rows, -1].sum()) if late.shape[1] else 0,
                 "extra_review_rounds": int(sum(rec.rounds[c] for c in idx)),
             }
+    return out
+
+
+def _segment_summaries(rec: Recorder, classes, arrivals, outcomes, pending,
+                       late) -> dict[str, Any]:
+    """Headline figures per destination x trusted x military (the segments seen), named as
+    ``US_trusted_civilian``: counts, waits and times to decision with percentiles, the share
+    decided within the statutory limit, and what is still pending or waiting at the end."""
+    out: dict[str, Any] = {}
+    for seg in sorted({c >> SEGMENT_SHIFT for c in classes}):
+        rows = [i for i, c in enumerate(classes) if c >> SEGMENT_SHIFT == seg]
+        idx = [classes[i] for i in rows]
+        decided = sum(rec.decided_n[c] for c in idx)
+        started = sum(rec.wait_n[c] for c in idx)
+        waits, ttd = rec.segment_waits[seg], rec.segment_ttd[seg]
+        out[segment_name(seg)] = {
+            "arrivals": int(arrivals[rows].sum()),
+            **{k: int(v[rows].sum()) for k, v in outcomes.items()},
+            "pending_end": int(pending[rows, -1].sum()) if pending.shape[1] else 0,
+            "decisions": decided,
+            "reviews_started": started,
+            "mean_wait_days": _ratio(sum(rec.wait_sum[c] for c in idx), started),
+            **{f"p{q}_wait_days": waits.quantile(q / 100) for q in WAIT_PERCENTILES},
+            "mean_time_to_decision_days": _ratio(sum(rec.ttd_sum[c] for c in idx), decided),
+            "p50_time_to_decision_days": ttd.quantile(0.5),
+            "p90_time_to_decision_days": ttd.quantile(0.9),
+            "share_decided_within_limit": _ratio(
+                decided - sum(rec.late_n[c] for c in idx), decided),
+            "past_statutory_limit_end": int(late[rows, -1].sum()) if late.shape[1] else 0,
+            "held_end": sum(rec.held_n[c] for c in idx),
+            **_still_waiting(rec, idx),
+        }
     return out
 
 

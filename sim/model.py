@@ -364,7 +364,7 @@ class LicenceModel:
             if policy == MilitaryPolicy.reject_at_intake:
                 return self.decide(app, DENIED)
             if policy == MilitaryPolicy.hold:
-                self.rec.held_back(env.now, app.submitted)
+                self.rec.held_back(app.cls, env.now, app.submitted)
                 return  # in limbo: pending for ever, no official's time spent
 
         while True:

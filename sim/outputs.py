@@ -52,8 +52,8 @@ def remove_stale_temporaries(folder: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def write_csv(path: Path, table: pd.DataFrame) -> None:
-    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
+def write_csv(path: Path, table: pd.DataFrame, float_format: str = "%.6g") -> None:
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False, float_format=float_format))
 
 
 def _clean(value: Any) -> Any:
@@ -129,6 +129,9 @@ def write_run(out_dir: Path, results) -> Path:
     write_csv(out_dir / "daily.csv", results.daily)
     write_csv(out_dir / "daily_by_class.csv", results.by_class)
     write_csv(out_dir / "daily_by_group.csv", results.group_bands)
+    # every digit: a threshold checked on this table must see what the run saw
+    write_csv(out_dir / "replications.csv", results.replications, float_format="%.17g")
+    write_csv(out_dir / "who_waits.csv", results.who_waits)
     apps = [r.applications for r in results.runs if r.applications is not None]
     if apps:
         if len(apps) > 1:

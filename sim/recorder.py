@@ -23,12 +23,30 @@ CLASS_DIMS = (("destination", DESTINATIONS), ("trusted", (False, True)),
               ("military", (False, True)), ("elements", ("april7", "october5")),
               ("renewal", (False, True)))
 N_CLASSES = math.prod(len(v) for _, v in CLASS_DIMS)
+# A segment: destination x trusted x military, the groups "who waits longest" compares. The
+# class index keeps them in its leading digits, so a class's segment is ``cls >> SEGMENT_SHIFT``.
+SEGMENT_DIMS = CLASS_DIMS[:3]
+SEGMENT_SHIFT = 2
+N_SEGMENTS = N_CLASSES >> SEGMENT_SHIFT
 
 _BINS_PER_E = 400.0  # log-histogram resolution: quantiles good to 0.25 %
 
 
 def class_index(dest: int, trusted: bool, military: bool, group: int, renewal: bool) -> int:
     return (((dest * 2 + trusted) * 2 + military) * 2 + group) * 2 + renewal
+
+
+def segment_labels(segment: int) -> dict[str, object]:
+    """{destination, trusted, military} of a segment (see SEGMENT_SHIFT)."""
+    labels = class_labels(segment << SEGMENT_SHIFT)
+    return {name: labels[name] for name, _ in SEGMENT_DIMS}
+
+
+def segment_name(segment: int) -> str:
+    """A segment as a dotted-key-safe name: ``US_trusted_civilian``."""
+    lab = segment_labels(segment)
+    return (f"{lab['destination']}_{'trusted' if lab['trusted'] else 'untrusted'}_"
+            f"{'military' if lab['military'] else 'civilian'}")
 
 
 def class_labels(index: int) -> dict[str, object]:
@@ -57,6 +75,16 @@ class WaitHistogram:
     @property
     def n(self) -> int:
         return self.zeros + sum(self.bins.values())
+
+    @classmethod
+    def merged(cls, histograms) -> WaitHistogram:
+        """One histogram pooling several (replications of one figure)."""
+        out = cls()
+        for h in histograms:
+            out.zeros += h.zeros
+            for k, v in h.bins.items():
+                out.bins[k] = out.bins.get(k, 0) + v
+        return out
 
     def quantile(self, q: float) -> float:
         """q-quantile, bin mid-point (relative error < 0.13 %); NaN when empty."""
@@ -139,6 +167,7 @@ class Recorder:
         self.review_in = DayEvents(n_days)  # working time, bucketed by calendar day
         self.review_out = DayEvents(n_days)
         self.rounds = [0] * N_CLASSES  # extra review rounds after a request for documents
+        self.held_n = [0] * N_CLASSES  # put on hold for ever (military.policy=hold)
         # headline statistics over applications submitted after the warm-up
         self.wait_sum = [0.0] * N_CLASSES
         self.wait_n = [0] * N_CLASSES
@@ -146,6 +175,9 @@ class Recorder:
         self.ttd_sum = [0.0] * N_CLASSES
         self.late_n = [0] * N_CLASSES
         self.wait_hist = WaitHistogram()
+        self.ttd_hist = WaitHistogram()  # times to decision (approved or denied)
+        self.segment_waits = [WaitHistogram() for _ in range(N_SEGMENTS)]
+        self.segment_ttd = [WaitHistogram() for _ in range(N_SEGMENTS)]
         # applications still waiting for a first review at the end: their waits so far
         self.waiting_end_n = [0] * N_CLASSES
         self.waiting_end_sum = [0.0] * N_CLASSES
@@ -184,10 +216,11 @@ class Recorder:
         if d < self.n_days:
             self.late_add[cls][d] += 1
 
-    def held_back(self, t: float, submitted: float) -> None:
+    def held_back(self, cls: int, t: float, submitted: float) -> None:
         """An application put on hold at t: pending for ever, never reviewed."""
         d = min(max(int(t), 0), self.n_days - 1)
         self.held[d] += 1
+        self.held_n[cls] += 1
         if submitted < self._cohort_t:
             self.cohort_held[d] += 1
 
@@ -196,6 +229,7 @@ class Recorder:
             self.wait_sum[cls] += wait
             self.wait_n[cls] += 1
             self.wait_hist.add(wait)
+            self.segment_waits[cls >> SEGMENT_SHIFT].add(wait)
 
     def still_waiting(self, cls: int, submitted: float, age: float) -> None:
         """At the end of the run: an application not yet reviewed, waiting for ``age`` days."""
@@ -217,5 +251,7 @@ class Recorder:
         if submitted >= self.warmup and outcome != WITHDRAWN:
             self.decided_n[cls] += 1
             self.ttd_sum[cls] += t - submitted
+            self.ttd_hist.add(t - submitted)
+            self.segment_ttd[cls >> SEGMENT_SHIFT].add(t - submitted)
             if t > due:
                 self.late_n[cls] += 1

@@ -18,7 +18,7 @@ import pandas as pd
 
 from sim import ensemble, keys
 from sim.clearance import clearance
-from sim.metrics import RunResult, clearance_summary
+from sim.metrics import WAIT_PERCENTILES, RunResult, clearance_summary
 from sim.params import Config
 from sim.recorder import CLASS_DIMS, WaitHistogram
 from sim.stats import band, mean_ci, percentile_band, predictive_interval
@@ -104,12 +104,53 @@ class Results:
 
     @cached_property
     def waits(self) -> WaitHistogram:
-        merged = WaitHistogram()
-        for r in self.runs:
-            merged.zeros += r.waits.zeros
-            for k, v in r.waits.bins.items():
-                merged.bins[k] = merged.bins.get(k, 0) + v
-        return merged
+        """Waits for a first review after the warm-up, pooled over replications."""
+        return WaitHistogram.merged(r.waits for r in self.runs)
+
+    @cached_property
+    def replications(self) -> pd.DataFrame:
+        """One row per replication, one column per headline figure of summary.json (dotted
+        keys, as ``sim.solve`` and ``per_run`` name them; booleans as 0/1, undefined as NaN):
+        the table the intervals, the solver's probabilities and paired comparisons use."""
+        flat = [_flatten(r.summary, booleans=True) for r in self.runs]
+        columns = list(dict.fromkeys(k for f in flat for k in f))
+        table = pd.DataFrame([{k: _nan_if_none(f.get(k)) for k in columns} for f in flat],
+                             columns=columns, dtype=float)
+        table.insert(0, "replication", np.arange(self.n))
+        return table
+
+    @cached_property
+    def who_waits(self) -> pd.DataFrame:
+        """Who waits longest: one row per destination x trusted x military seen, ranked by
+        the mean wait counting those still waiting at the end (a lower bound on their mean);
+        percentiles of the reviewed waits pooled over replications; counts are means per
+        replication."""
+        summary = self.summary
+        rows = []
+        for name, fig in summary["by_segment"].items():
+            pooled = WaitHistogram.merged(r.segment_waits[name] for r in self.runs
+                                          if name in r.segment_waits)
+            dest, trusted, military = name.split("_")
+            rows.append({
+                "group": f"{dest}, {trusted}, {military}", "segment": name,
+                "destination": dest, "trusted": trusted == "trusted",
+                "military": military == "military",
+                "arrivals": fig["arrivals"], "decisions": fig["decisions"],
+                "mean_wait_days": fig["mean_wait_days"],
+                **{f"p{q}_wait_days": pooled.quantile(q / 100) for q in WAIT_PERCENTILES},
+                "waiting_end": fig["waiting_end"],
+                "mean_wait_days_with_waiting": fig["mean_wait_days_with_waiting"],
+                "pending_end": fig["pending_end"], "held_end": fig["held_end"],
+                "share_decided_within_limit": fig["share_decided_within_limit"],
+                "mean_time_to_decision_days": fig["mean_time_to_decision_days"],
+            })
+        table = pd.DataFrame(rows)
+        if table.empty:
+            return table
+        # Held applications are never reviewed: they wait longest of all, so they rank first.
+        rank = np.where(table["held_end"] > 0, np.inf,
+                        table["mean_wait_days_with_waiting"].fillna(-1.0))
+        return table.iloc[np.argsort(-rank, kind="stable")].reset_index(drop=True)
 
     @cached_property
     def summary(self) -> dict[str, Any]:
@@ -156,6 +197,12 @@ class Results:
         cl["clearance_date"] = (
             pd.to_datetime(pd.Series(cleared)).mean().date().isoformat() if cl["cleared"]
             else None)
+        stayed = [r.summary["clearance"]["stayed_cleared"] for r in self.runs]
+        cl["stayed_cleared_in_replications"] = sum(bool(x) for x in stayed)
+        cl["stayed_cleared"] = all(stayed) if cl["cleared"] else None
+        back = [r.summary["clearance"]["back_above_threshold_date"] for r in self.runs]
+        # the earliest date a replication's backlog rose back to its threshold
+        cl["back_above_threshold_date"] = min((d for d in back if d), default=None)
         cl["mean_curve"] = curve
         out.update(replications=self.n, ci95=ci, predictive95=predictive)
         return self._with_notes(out)
@@ -200,13 +247,17 @@ def _none_if_nan(x: float) -> float | None:
     return None if np.isnan(x) else x
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(d: dict[str, Any], prefix: str = "", booleans: bool = False) -> dict[str, Any]:
+    """Numeric leaves as {dotted key: value}; booleans as 0/1 when asked, else left out."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        elif not isinstance(v, bool | str):
+            out.update(_flatten(v, key + ".", booleans))
+        elif isinstance(v, bool):
+            if booleans:
+                out[key] = int(v)
+        elif v is None or isinstance(v, int | float):
             out[key] = v
     return out
 
