@@ -40,14 +40,18 @@ def cohort_day(params: Config, n_days: int) -> int | None:
 
 
 def make_clock(params: Config, n_days: int) -> WorkingClock:
-    """The working clock, covering any initial backlog's past and a tail after the horizon."""
+    """The working clock, covering any initial backlog's past and a tail after the horizon.
+
+    Under ``calendar.kind=china`` years after the official data are estimated
+    (sim.calendar.estimated_days_off); a run whose own days reach one warns. The tail alone
+    does not warn: nothing after the horizon reaches the results."""
     start = parse_date(params.start_date)
     first_day = -math.ceil(params.initial_backlog.max_waited_days) - 1
     last = start + dt.timedelta(days=n_days + _CALENDAR_TAIL_DAYS)
     if params.calendar.kind == CalendarKind.china:
-        from sim.calendar import china_calendar_years
+        from sim.calendar import warn_if_estimated
 
-        last = min(last, dt.date(china_calendar_years()[1], 12, 31))
+        warn_if_estimated(start, start + dt.timedelta(days=n_days - 1))
     return WorkingClock(start, first_day, (last - start).days - first_day, params.calendar.kind)
 
 

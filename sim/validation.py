@@ -226,14 +226,13 @@ def _check_frame(p: Config) -> None:
     if p.calendar.kind == CalendarKind.china:
         from sim.calendar import china_calendar_years
 
+        # Years after the data are estimated (sim.calendar, with a warning); years before it
+        # are not, and the year before the start is needed for an initial backlog's past.
         first, last = china_calendar_years()
-        end = start + dt.timedelta(days=n_days - 1)
         if start.year - 1 < first:
             raise ConfigError("start_date", p.start_date,
-                              f"calendar.kind=china covers {first + 1}..{last} only")
-        if end.year > last:
-            raise ConfigError("end_date", end.isoformat(),
-                              f"calendar.kind=china covers {first + 1}..{last} only")
+                              f"calendar.kind=china starts in {first + 1} (official data "
+                              f"{first}..{last}, estimated after)")
     for i, s in enumerate(p.arrivals.surges):
         _date(f"arrivals.surges[{i}].start_date", s.start_date)
         _at_least(f"arrivals.surges[{i}].size", s.size, 0)
