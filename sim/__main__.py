@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from sim import objective
 from sim.command_line import guard
 from sim.config import ConfigError, keep_overrides, register, to_params
 
@@ -24,8 +26,10 @@ def _parallel_launcher() -> bool:
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
-def main(cfg: DictConfig) -> None:
-    from sim.outputs import is_complete, write_run
+def main(cfg: DictConfig) -> float | None:
+    """One run (or one job of a sweep); returns the objective when ``objective`` is set."""
+    from sim.command_line import app_run
+    from sim.outputs import is_complete, summary_document, write_run
     from sim.runner import replicate
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -40,33 +44,25 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     if params.resume and is_complete(out_dir):
         print(f"resume: {out_dir} is complete, skipped")
-        return
+        return objective.value(params, json.loads((out_dir / "summary.json").read_text()))
     (out_dir / "error.txt").unlink(missing_ok=True)
     # One level of parallelism at a time: parallel sweep jobs run their replications serially.
     jobs = 1 if _parallel_launcher() else params.jobs
     try:
         results = replicate(params, jobs=jobs)
-        write_run(out_dir, results)
+        write_run(out_dir, results, app_run("python -m sim")[1])
     except Exception as err:
         (out_dir / "error.txt").write_text(f"error: {type(err).__name__}: {err}\n")
         raise
-    s = results.summary
-    t = s["totals"]
-    reps = f", {results.n} replications (means)" if results.n > 1 else ""
-    print(f"scenario {params.name}: {s['start_date']} to {s['end_date']}, seed {params.seed}{reps}")
-    print(f"  arrived {t['arrivals']:.0f}, approved {t['approved']:.0f}, denied {t['denied']:.0f}, "
-          f"withdrawn {t['withdrawn']:.0f}, pending at end {s['pending_end']:.0f}")
-    cleared = s["clearance"].get("clearance_date") or "not cleared"
-    print(f"  peak pending {s['peak_pending']:.0f} on {s['peak_pending_date']}; backlog cleared: "
-          f"{cleared}; mean wait {s['mean_wait_days']:.2f} days (p90 {s['p90_wait_days']:.2f}); "
-          f"utilisation {s['utilisation']:.2f}")
-    if s["waiting_end"]:
-        print(f"  still waiting for a first review at the end: {s['waiting_end']:.0f} (mean "
-              f"{s['mean_age_waiting_end_days']:.1f} days so far; mean wait with them "
-              f"{s['mean_wait_days_with_waiting']:.2f} days)")
-    print(f"wrote {out_dir}")
+    from sim.reports import summary_lines
+
+    for line in summary_lines(results.summary, params.seed):
+        print(line)
+    print(f"wrote {out_dir} (open report.html in a browser)")
+    return objective.value(params, summary_document(params, results))
 
 
 if __name__ == "__main__":
-    guard(sys.argv[1:])  # one line and exit 2 for bad input, before Hydra writes anything
+    # one line and exit 2 for bad input, before Hydra writes anything
+    guard(sys.argv[1:], then=lambda cfg: objective.check(to_params(cfg)))
     main()

@@ -18,6 +18,7 @@ from sim.policies import Regime, parse_date
 from sim.recorder import (
     CLASS_DIMS,
     N_CLASSES,
+    N_SEGMENTS,
     OUTCOMES,
     SEGMENT_SHIFT,
     Recorder,
@@ -143,8 +144,7 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "by_group": _group_summaries(rec, classes, arrivals, outcomes, pending, late),
         "by_segment": _segment_summaries(rec, classes, arrivals, outcomes, pending, late),
     }
-    segment_waits = {segment_name(s): rec.segment_waits[s]
-                     for s in sorted({c >> SEGMENT_SHIFT for c in classes})}
+    segment_waits = {segment_name(s): rec.segment_waits[s] for s in range(N_SEGMENTS)}
     return RunResult(daily, by_class, apps, summary, rec.wait_hist, segment_waits)
 
 
@@ -271,11 +271,12 @@ def _group_summaries(rec: Recorder, classes, arrivals, outcomes, pending, late) 
 
 def _segment_summaries(rec: Recorder, classes, arrivals, outcomes, pending,
                        late) -> dict[str, Any]:
-    """Headline figures per destination x trusted x military (the segments seen), named as
+    """Headline figures per destination x trusted x military (every segment, so that every
+    run has the same figures; zero and undefined where none came), named as
     ``US_trusted_civilian``: counts, waits and times to decision with percentiles, the share
     decided within the statutory limit, and what is still pending or waiting at the end."""
     out: dict[str, Any] = {}
-    for seg in sorted({c >> SEGMENT_SHIFT for c in classes}):
+    for seg in range(N_SEGMENTS):
         rows = [i for i, c in enumerate(classes) if c >> SEGMENT_SHIFT == seg]
         idx = [classes[i] for i in rows]
         decided = sum(rec.decided_n[c] for c in idx)

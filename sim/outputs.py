@@ -115,8 +115,9 @@ def write_figures(out_dir: Path, results) -> list[str]:
     return list(figures)
 
 
-def write_run(out_dir: Path, results) -> Path:
-    """All files of a run (sim.results.Results); summary.json last marks it complete."""
+def write_run(out_dir: Path, results, command: str | None = None) -> Path:
+    """All files of a run (sim.results.Results) and its report.html (``command``: the command
+    line it quotes); summary.json last marks it complete."""
 
     params = results.params
     out_dir = Path(out_dir)
@@ -124,7 +125,8 @@ def write_run(out_dir: Path, results) -> Path:
     # A new run replaces the folder's results: nothing of an earlier run may look like its own.
     (out_dir / "summary.json").unlink(missing_ok=True)
     remove_stale_temporaries(out_dir)
-    for stale in [p for ext in ("png", "svg", "pdf", "csv") for p in out_dir.glob(f"*.{ext}")]:
+    for stale in [p for ext in ("png", "svg", "pdf", "csv", "html")
+                  for p in out_dir.glob(f"*.{ext}")]:
         stale.unlink()
     write_csv(out_dir / "daily.csv", results.daily)
     write_csv(out_dir / "daily_by_class.csv", results.by_class)
@@ -132,6 +134,7 @@ def write_run(out_dir: Path, results) -> Path:
     # every digit: a threshold checked on this table must see what the run saw
     write_csv(out_dir / "replications.csv", results.replications, float_format="%.17g")
     write_csv(out_dir / "who_waits.csv", results.who_waits)
+    write_csv(out_dir / "pending_by_replication.csv", results.pending_by_replication)
     apps = [r.applications for r in results.runs if r.applications is not None]
     if apps:
         if len(apps) > 1:
@@ -139,5 +142,8 @@ def write_run(out_dir: Path, results) -> Path:
         write_csv(out_dir / "applications.csv", pd.concat(apps, ignore_index=True))
     if params.output.plots:
         write_figures(out_dir, results)
+    from sim.reports import run_report
+
+    run_report(out_dir, results, command)
     write_json(out_dir / "summary.json", summary_document(params, results))
     return out_dir

@@ -58,6 +58,11 @@ class ClearanceBacklog(StrEnum):
     pending = "pending"
 
 
+class ObjectiveSense(StrEnum):
+    minimize = "minimize"  # as hydra.sweeper.direction=minimize
+    maximize = "maximize"
+
+
 class ExecutorKind(StrEnum):
     local = "local"  # processes on this machine
     submitit_local = "submitit_local"  # submitit's jobs on this machine: the cluster code path
@@ -346,10 +351,19 @@ class Config:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    # What the run returns to a Hydra sweeper (hydra/sweeper=optuna; docs/sweeps.md): the
+    # replication mean of a figure (dotted key of summary.json, or config.<setting>).
+    objective: str | None = None
+    objective_sense: ObjectiveSense = ObjectiveSense.minimize  # as hydra.sweeper.direction
+    # "<figure> >= <number>" or "<figure> <= <number>", on the replication mean: each unit it
+    # is broken by makes the objective `objective_penalty` worse
+    objective_constraint: str | None = None
+    objective_penalty: float = 1000.0
 
 
 # Keys a timeline event may not change: they fix the run's frame, not a policy.
-FRAME_KEYS = ("name", "seed", "replications", "jobs", "resume", "executor", "clearance",
+FRAME_KEYS = ("name", "seed", "replications", "jobs", "resume", "executor", "objective",
+              "objective_sense", "objective_constraint", "objective_penalty", "clearance",
               "calibration",
               "start_date", "end_date", "horizon_days", "warmup_days",
               "calendar", "initial_backlog", "timeline", "output", "officials.schedule",

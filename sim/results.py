@@ -113,10 +113,20 @@ class Results:
         keys, as ``sim.solve`` and ``per_run`` name them; booleans as 0/1, undefined as NaN):
         the table the intervals, the solver's probabilities and paired comparisons use."""
         flat = [_flatten(r.summary, booleans=True) for r in self.runs]
-        columns = list(dict.fromkeys(k for f in flat for k in f))
+        # dates are text (clearance_date): not figures, whatever a None made them look like
+        columns = list(dict.fromkeys(k for f in flat for k in f if not k.endswith("_date")))
         table = pd.DataFrame([{k: _nan_if_none(f.get(k)) for k in columns} for f in flat],
                              columns=columns, dtype=float)
         table.insert(0, "replication", np.arange(self.n))
+        return table
+
+    @cached_property
+    def pending_by_replication(self) -> pd.DataFrame:
+        """Pending applications at each day's end, one column per replication (``r0``, ...):
+        what paired comparisons of backlog curves (``python -m sim.compare``) need."""
+        table = self.runs[0].daily[["date"]].copy()
+        for i, r in enumerate(self.runs):
+            table[f"r{i}"] = r.daily["pending"].to_numpy()
         return table
 
     @cached_property
@@ -128,6 +138,8 @@ class Results:
         summary = self.summary
         rows = []
         for name, fig in summary["by_segment"].items():
+            if not fig["arrivals"]:
+                continue
             pooled = WaitHistogram.merged(r.segment_waits[name] for r in self.runs
                                           if name in r.segment_waits)
             dest, trusted, military = name.split("_")

@@ -9,6 +9,7 @@ processes or the executor (:func:`sim.executor.parallel_map`, the pool every stu
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 
 from sim import ensemble, metrics
@@ -65,6 +66,22 @@ def simulate(params: Config, replication: int = 0,
                          cohort_day(params, n_days))
     recorder = model.run()
     return metrics.tabulate(params, recorder, clock, model.regimes, n_days)
+
+
+@functools.cache
+def figure_keys() -> frozenset[str]:
+    """Every dotted key of summary.json's figures (the columns of replications.csv), from a
+    few days of a small reference run with a cohort and an event set, so that every block is
+    there: what an objective or a solver's target may name."""
+    from sim.params import EventConfig
+
+    p = Config(name="reference", horizon_days=3, replications=1)
+    p.clearance.cohort_date, p.clearance.event = p.start_date, "event"
+    p.timeline = {"event": EventConfig(date=p.start_date, label="event")}
+    from sim.results import _flatten
+
+    return frozenset(k for k in _flatten(simulate(p).summary, booleans=True)
+                     if not k.endswith("_date"))
 
 
 def _run_one(args: tuple[Config, int, int | None]) -> RunResult:

@@ -1,0 +1,432 @@
+"""Self-contained HTML reports (``report.html``) for people who never open a notebook.
+
+One file per run, comparison, sweep or solver folder: figures embedded as PNG (base64), tables
+as HTML, no script and no link to the package, so it reads in any browser and survives being
+mailed. Every report says what was asked, which scenario and overrides ran, the headline
+figures with their intervals, where the numbers come from (calibrated, data, guess) and the
+provenance (version, commit, seed, configuration).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import json
+import math
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sim.params import CONFIG_DIR
+from sim.studies.install import value_lines
+
+# Headline figures of a run report: (dotted key of summary.json, words).
+HEADLINE = (
+    ("totals.arrivals", "applications submitted"),
+    ("totals.approved", "approved"),
+    ("totals.denied", "denied"),
+    ("totals.withdrawn", "withdrawn"),
+    ("pending_end", "pending at the end"),
+    ("held_end", "of which held for ever (military end use)"),
+    ("waiting_end", "waiting for a first review at the end"),
+    ("peak_pending", "peak pending"),
+    ("clearance.days_peak_to_clearance", "days from the peak to clearance"),
+    ("clearance.days_event_to_clearance", "days from the event to clearance"),
+    ("clearance.backlog_end", "clearable backlog at the end"),
+    ("mean_wait_days", "mean wait for a first review (days)"),
+    ("p90_wait_days", "90th percentile wait (days)"),
+    ("mean_wait_days_with_waiting", "mean wait counting those still waiting (days)"),
+    ("mean_time_to_decision_days", "mean time to decision (days)"),
+    ("p90_time_to_decision_days", "90th percentile time to decision (days)"),
+    ("share_decided_within_limit", "decisions within the statutory limit"),
+    ("by_group.military.False.share_decided_within_limit",
+     "civilian decisions within the statutory limit"),
+    ("past_statutory_limit_end", "pending past the statutory limit at the end"),
+    ("utilisation", "officials' utilisation"),
+)
+SOURCE_TAGS = ("CALIBRATED", "ARTICLE", "DATA", "PROCESS", "GUESS")
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:62rem;
+margin:2rem auto;padding:0 1rem;color:#1b1b1b;line-height:1.45}
+h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
+img{max-width:100%;height:auto;border:1px solid #eee}
+.question{font-size:1.1rem;background:#f6f8fa;padding:.6rem 1rem;border-left:4px solid #0072B2}
+code,pre{background:#f6f8fa;font-size:.85rem}pre{padding:.5rem;overflow-x:auto}
+.note{color:#555;font-size:.9rem}
+"""
+
+
+# -- building blocks -------------------------------------------------------------------------
+def esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def number(value: Any) -> str:
+    """A number for a reader: blank when undefined, thousands separators, 3 significant
+    digits for small values, shares as percentages only where the caller asks."""
+    if value is None or isinstance(value, str | bool):
+        return "" if value is None else esc(value)
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        return ""
+    if abs(value) >= 1000 or (value == int(value) and abs(value) >= 10):
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def share(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{100 * float(value):.1f} %"
+
+
+def table(frame: pd.DataFrame, formats: dict[str, Any] | None = None) -> str:
+    """A DataFrame as an HTML table, numbers formatted for reading."""
+    formats = formats or {}
+    head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
+    rows = []
+    for row in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, row, strict=True):
+            fmt = formats.get(column, number)
+            cells.append(f"<td>{fmt(value)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def png(fig) -> str:
+    """A matplotlib figure as an embedded <img> (the figure is closed)."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    return image(buffer.getvalue(), "figure")
+
+
+def image(data: bytes, alt: str) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def page(title: str, sections: Sequence[str]) -> str:
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>"
+            f"<h1>{esc(title)}</h1>\n" + "\n".join(sections) + "\n</body></html>\n")
+
+
+def write(path: Path, text: str) -> Path:
+    from sim.outputs import atomic_write
+
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path
+
+
+def commit() -> str:
+    """The package's git commit (with ``+changes`` when the work tree differs), or unknown."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=root,
+                              capture_output=True, text=True, timeout=10, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+def provenance(summary: dict[str, Any], command: str | None) -> str:
+    """Version, commit, seed, replications, date, command and the whole configuration."""
+    from sim.outputs import package_version
+
+    rows = pd.DataFrame({
+        "item": ["package version", "commit", "seed", "replications", "written", "command"],
+        "value": [package_version(), commit(), summary.get("seed", ""),
+                  summary.get("replications", 1), dt.datetime.now().isoformat(timespec="seconds"),
+                  command or ""]})
+    config = json.dumps(summary.get("config", {}), indent=1, default=str)
+    return ("<h2>Provenance</h2>" + table(rows, {"value": esc}) +
+            f"<details><summary>the whole configuration</summary><pre>{esc(config)}</pre>"
+            "</details>")
+
+
+# -- a run -----------------------------------------------------------------------------------
+def headline_table(summary: dict[str, Any]) -> pd.DataFrame:
+    """Headline figures: mean, 95 % interval of the mean, 95 % predictive interval."""
+    from sim.keys import lookup
+
+    ci, pred = summary.get("ci95") or {}, summary.get("predictive95") or {}
+    rows = []
+    for key, words in HEADLINE:
+        value = lookup(summary, key)
+        if value is None and key not in ci:
+            continue
+        fmt = share if "share" in key or key == "utilisation" else number
+        low, high = (ci.get(key) or [None, None, None])[:2]
+        plow, phigh = (pred.get(key) or [None, None, None])[:2]
+        n = (ci.get(key) or [None, None, summary.get("replications", 1)])[2]
+        rows.append({"figure": words, "key": key, "mean": fmt(value),
+                     "95 % CI of the mean": f"{fmt(low)} – {fmt(high)}" if low is not None
+                     else "", "95 % predictive": f"{fmt(plow)} – {fmt(phigh)}"
+                     if plow is not None else "", "replications": n})
+    return pd.DataFrame(rows)
+
+
+def summary_sentence(summary: dict[str, Any]) -> str:
+    """One honest sentence on clearance: threshold, when, whether it stayed cleared."""
+    cl = summary["clearance"]
+    n = summary.get("replications", 1)
+    what = "waiting for an official" if cl["backlog"] == "waiting" else "pending"
+    held = "" if cl.get("held_counted") else " (held applications counted apart)"
+    text = (f"The backlog ({what}{held}) counts as cleared below {number(cl['threshold'])} "
+            f"applications. ")
+    if cl["clearance_date"]:
+        text += f"It cleared on {cl['clearance_date']}" + (
+            " (mean date over replications)" if n > 1 else "")
+        if cl.get("stayed_cleared") is False:
+            text += (f", but did not stay cleared: it rose back to the threshold on "
+                     f"{cl['back_above_threshold_date']}, and ended at "
+                     f"{number(cl['backlog_end'])}")
+        text += "."
+    else:
+        done = cl.get("cleared_in_replications")
+        text += ("It did not clear in every replication" + (
+            f" (cleared in {done} of {n})" if done is not None else "") + "; it ended at "
+                 f"{number(cl['backlog_end'])}.")
+    return text
+
+
+def _with_interval(summary: dict[str, Any], key: str, fmt=None) -> str:
+    from sim.keys import lookup
+
+    fmt = fmt or number
+    text = fmt(lookup(summary, key))
+    ci = (summary.get("ci95") or {}).get(key)
+    if ci and ci[0] is not None:
+        text += f" [{fmt(ci[0])}, {fmt(ci[1])}]"
+    return text
+
+
+def summary_lines(summary: dict[str, Any], seed: int) -> list[str]:
+    """The terminal summary of a run: counts, peak, clearance (threshold, from the peak and
+    the event, whether it stayed cleared), held apart, statutory compliance; with
+    replications, the mean and its 95 % interval in brackets."""
+    n = summary.get("replications", 1)
+    t = summary["totals"]
+    cl = summary["clearance"]
+    reps = f", {n} replications: means [95 % CI]" if n > 1 else ""
+    lines = [f"scenario {summary['scenario']}: {summary['start_date']} to "
+             f"{summary['end_date']}, seed {seed}{reps}",
+             f"  arrived {number(t['arrivals'])}, approved {number(t['approved'])}, denied "
+             f"{number(t['denied'])}, withdrawn {number(t['withdrawn'])}, pending at end "
+             f"{_with_interval(summary, 'pending_end')} (held for ever "
+             f"{number(summary['held_end'])}, counted apart from the backlog"
+             f"{'' if not cl.get('held_counted') else ' - no: counted in'})",
+             f"  peak pending {_with_interval(summary, 'peak_pending')} on "
+             f"{summary['peak_pending_date']}; {summary_sentence(summary)}"]
+    if cl.get("days_peak_to_clearance") is not None:
+        peak = _with_interval(summary, "clearance.days_peak_to_clearance")
+        days = f"  days to clearance: {peak} from the peak"
+        if cl.get("event") and cl.get("days_event_to_clearance") is not None:
+            days += (f", {_with_interval(summary, 'clearance.days_event_to_clearance')} from "
+                     f"{cl['event']} ({cl['event_date']})")
+        if n > 1:
+            days += f" (replications that cleared: {cl.get('cleared_in_replications')} of {n})"
+        lines.append(days)
+    lines.append(f"  mean wait {_with_interval(summary, 'mean_wait_days')} days (p90 "
+                 f"{number(summary['p90_wait_days'])}); decisions within the statutory limit "
+                 f"{_with_interval(summary, 'share_decided_within_limit', share)}; utilisation "
+                 f"{share(summary['utilisation'])}")
+    if summary["waiting_end"]:
+        lines.append(f"  still waiting for a first review at the end: "
+                     f"{number(summary['waiting_end'])} (mean "
+                     f"{number(summary['mean_age_waiting_end_days'])} days so far; mean wait "
+                     f"with them {number(summary['mean_wait_days_with_waiting'])} days)")
+    return lines
+
+
+def sources_table(params) -> pd.DataFrame:
+    """Where each value of the scenario file comes from, by the file's own tags (CALIBRATED,
+    ARTICLE, DATA, PROCESS, GUESS), with the value that ran."""
+    from sim import keys
+
+    path = CONFIG_DIR / "scenario" / f"{params.name}.yaml"
+    if not path.is_file():
+        return pd.DataFrame(columns=["setting", "value that ran", "source", "note"])
+    lines = path.read_text().split("\n")
+    rows = []
+    for key, n in value_lines("\n".join(lines)).items():
+        comment = lines[n].partition(" #")[2].strip()
+        tag = next((t for t in SOURCE_TAGS if t in comment), None)
+        if tag is None:
+            continue
+        try:
+            value = keys.plain(keys.get(params, key))
+        except (KeyError, IndexError, ValueError, TypeError):
+            continue
+        rows.append({"setting": key, "value that ran": value, "source": tag, "note": comment})
+    return pd.DataFrame(rows)
+
+
+def run_report(out_dir: Path, results, command: str | None = None) -> Path:
+    """``report.html`` of a run folder (sim.results.Results)."""
+    from sim.outputs import summary_document
+
+    params, summary = results.params, results.summary
+    doc = summary_document(params, results)
+    question = (f"What happens to the licence backlog under scenario {params.name}, from "
+                f"{summary['start_date']} to {summary['end_date']}?")
+    sections = [f'<p class="question">{esc(question)}</p>',
+                f"<p>{esc(summary_sentence(summary))}</p>",
+                f"<p class=\"note\">{results.n} replication(s), seed {params.seed}. "
+                f"{esc(summary.get('bands', ''))}.</p>"]
+    if command:
+        sections.append(f"<p>Command: <code>{esc(command)}</code></p>")
+    sections += ["<h2>Headline figures</h2>", table(headline_table(summary), {
+        c: esc for c in ("figure", "key", "mean", "95 % CI of the mean", "95 % predictive")})]
+    backlog = Path(out_dir) / "backlog.png"
+    sections += ["<h2>The backlog</h2>",
+                 image(backlog.read_bytes(), "backlog") if backlog.is_file()
+                 else png(results.plot_backlog())]
+    sections += who_waits_section(results)
+    sections += compliance_section(summary)
+    sections += sources_section(params)
+    sections.append(provenance(doc, command))
+    return write(Path(out_dir) / "report.html", page(f"Rare-earth licences: {params.name}",
+                                                     sections))
+
+
+def who_waits_section(results) -> list[str]:
+    from sim import plotting
+
+    who = results.who_waits
+    if who.empty:
+        return ["<h2>Who waits longest</h2><p>No applications.</p>"]
+    shown = who[who["arrivals"] > 0]
+    columns = ["group", "arrivals", "decisions", "held_end", "waiting_end", "mean_wait_days",
+               "p50_wait_days", "p90_wait_days", "mean_wait_days_with_waiting",
+               "share_decided_within_limit"]
+    return ["<h2>Who waits longest</h2>",
+            "<p class=\"note\">Ranked by the mean wait for a first review counting those "
+            "still waiting at the end (a lower bound). Held applications (military end use "
+            "under military.policy=hold) are never reviewed and rank first. Counts are means "
+            "per replication; percentiles pool the replications.</p>",
+            table(shown[columns].rename(columns={"held_end": "held"}),
+                  {"group": esc, "share_decided_within_limit": share}),
+            png(plotting.who_waits_figure(shown))]
+
+
+def compliance_section(summary: dict[str, Any]) -> list[str]:
+    """The share of decisions within the statutory limit, overall and by group."""
+    rows = [{"group": "all", "share within the limit": summary["share_decided_within_limit"],
+             "decisions": summary["decisions"],
+             "pending past the limit at the end": summary["past_statutory_limit_end"]}]
+    for dim, values in summary["by_group"].items():
+        if dim not in ("destination", "trusted", "military"):
+            continue
+        for value, fig in values.items():
+            if fig["arrivals"]:
+                rows.append({"group": f"{dim} = {value}",
+                             "share within the limit": fig["share_decided_within_limit"],
+                             "decisions": fig["arrivals"] - fig["pending_end"]
+                             - fig["withdrawn"],
+                             "pending past the limit at the end":
+                                 fig["past_statutory_limit_end"]})
+    limit = summary.get("config", {}).get("statutory", {}).get("working_days", 45)
+    return [f"<h2>Statutory compliance</h2><p>Decisions due within {limit} working days "
+            "of acceptance.</p>",
+            table(pd.DataFrame(rows), {"group": esc, "share within the limit": share})]
+
+
+def sources_section(params) -> list[str]:
+    sources = sources_table(params)
+    ensemble = params.calibration.ensemble
+    note = ("With the calibrated ensemble on, each replication draws one member, which sets "
+            "every CALIBRATED value (the values below are the representative point). "
+            if ensemble else "")
+    out = ["<h2>What is calibrated and what is a guess</h2>",
+           f"<p class=\"note\">{note}CALIBRATED: fitted to the articles' figures "
+           "(docs/calibration.md); ARTICLE, DATA, PROCESS: from the sources in seeds/; "
+           "GUESS: an assumption to vary. Settings the user set on the command line win over "
+           "all of these.</p>"]
+    if sources.empty:
+        return out + ["<p>The scenario file has no source tags.</p>"]
+    sources["value that ran"] = sources["value that ran"].map(str)
+    return out + [table(sources, {c: esc for c in sources.columns})]
+
+
+# -- a comparison, a sweep, a solution -------------------------------------------------------
+def compare_report(out_dir: Path, labels: Sequence[str], summaries: Sequence[dict[str, Any]],
+                   differences: pd.DataFrame, figures: Sequence[Any], command: str) -> Path:
+    """``report.html`` of a comparison (sim.compare)."""
+    sections = [f'<p class="question">How do {esc(", ".join(labels[1:]))} differ from '
+                f'{esc(labels[0])}, replication by replication (common random numbers)?</p>',
+                f"<p>Command: <code>{esc(command)}</code></p>",
+                "<h2>Paired differences</h2>",
+                "<p class=\"note\">Each difference is taken within a replication (same seed, "
+                "same random streams, same ensemble member), then averaged; the interval is "
+                "the 95 % t interval of that mean.</p>",
+                table(differences, {"figure": esc, "key": esc, "against": esc})]
+    sections += ["<h2>Backlog differences</h2>", *[png(f) for f in figures]]
+    for label, summary in zip(labels, summaries, strict=True):
+        sections += [f"<h2>{esc(label)}</h2><p>{esc(summary_sentence(summary))}</p>"]
+    sections.append(provenance(summaries[0], command))
+    return write(Path(out_dir) / "report.html", page("Rare-earth licences: comparison",
+                                                     sections))
+
+
+def sweep_report(sweep, table_frame: pd.DataFrame) -> Path:
+    """``report.html`` of a sweep folder: the summary table and the comparison plots."""
+    folder = Path(sweep.folder)
+    command = " ".join(["python -m sim -m", *(sweep.command or [])])
+    counts = {s: len(sweep.with_status(s)) for s in ("ok", "failed", "missing")}
+    sections = [f'<p class="question">How do the figures move over {esc(", ".join(sweep.keys))}'
+                f'?</p>', f"<p>Command: <code>{esc(command)}</code></p>",
+                f"<p>{len(sweep.jobs)} jobs: {counts['ok']} finished, {counts['failed']} "
+                f"failed, {counts['missing']} missing.</p>", "<h2>Figures</h2>"]
+    for plot in sorted(folder.glob("sweep_*.png")):
+        sections.append(image(plot.read_bytes(), plot.stem))
+    keep = [c for c in table_frame.columns if not c.endswith(("_low", "_high"))
+            and c not in ("folder",)]
+    sections += ["<h2>The jobs</h2>", table(table_frame[keep], {
+        c: esc for c in ("status", "message", *sweep.keys)})]
+    return write(folder / "report.html", page("Rare-earth licences: sweep", sections))
+
+
+def solve_report(out_dir: Path, document: dict[str, Any], evaluations: pd.DataFrame,
+                 figures: Sequence[Any], run_summary: dict[str, Any] | None) -> Path:
+    """``report.html`` of a solver folder (sim.solve)."""
+    d = document
+    bound = (f"at least {d['at_least']}" if d.get("at_least") is not None
+             else f"at most {d['at_most']}")
+    question = (f"What is the {d['seek']} {d['lever']} such that {d['target']} is {bound} in "
+                f"at least {d['probability']:.0%} of replications?")
+    answer = ("no answer in the bracket" if d["answer"] is None
+              else f"{d['lever']} = {d['answer']:g}")
+    sections = [f'<p class="question">{esc(question)}</p>',
+                f"<p><b>Answer: {esc(answer)}</b> ({esc(d['status'])}). {esc(d['message'])}</p>",
+                f"<p>Re-run it: <code>{esc(d['rerun'])}</code></p>",
+                "<h2>Values run</h2>",
+                "<p class=\"note\">Every value ran the same replications (common random "
+                "numbers). share_met: the share of replications meeting the threshold.</p>",
+                table(evaluations, {"share_met": share}), *[png(f) for f in figures]]
+    if run_summary is not None:
+        sections += ["<h2>At the answer</h2>", f"<p>{esc(summary_sentence(run_summary))}</p>",
+                     table(headline_table(run_summary), {
+                         c: esc for c in ("figure", "key", "mean", "95 % CI of the mean",
+                                          "95 % predictive")})]
+    sections.append(provenance({**(run_summary or {}), "seed": d["seed"],
+                                "replications": d["replications"]}, d["command"]))
+    return write(Path(out_dir) / "report.html", page("Rare-earth licences: what would it take",
+                                                     sections))
