@@ -16,7 +16,7 @@ from sim.validation import ConfigError
 _CONDITION = re.compile(r"^\s*(?P<key>[A-Za-z0-9_.]+)\s*(?P<op>>=|<=)\s*(?P<bound>\S+)\s*$")
 
 
-def _check_figure(setting: str, key: str, params: Config) -> None:
+def check_figure(setting: str, key: str, params: Config) -> None:
     from sim.runner import figure_keys
 
     if key.startswith("config."):
@@ -56,13 +56,13 @@ def condition(params: Config) -> tuple[str, str, float] | None:
 def check(params: Config) -> None:
     """Refuse an objective naming no figure, a malformed condition or a negative penalty."""
     if params.objective is not None:
-        _check_figure("objective", params.objective, params)
+        check_figure("objective", params.objective, params)
     cond = condition(params)
     if cond is not None:
         if params.objective is None:
             raise ConfigError("objective_constraint", params.objective_constraint,
                               "needs objective=<figure> too")
-        _check_figure("objective_constraint", cond[0], params)
+        check_figure("objective_constraint", cond[0], params)
     if not params.objective_penalty >= 0:
         raise ConfigError("objective_penalty", params.objective_penalty, "must be 0 or more")
 
