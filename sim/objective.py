@@ -1,19 +1,17 @@
 """The number a run hands back to a Hydra sweeper: ``objective=<figure>``, optionally with a
-condition that must hold (``objective_constraint="<figure> >= 0.95"``) and a penalty per unit
-it is broken by, so that an optimiser such as ``hydra/sweeper=optuna`` can answer constrained
-questions ("the fewest officials such that ...") with its usual minimise or maximise."""
+condition that must hold (``objective_constraint=<figure> objective_at_least=0.95``) and a
+penalty per unit it is broken by, so that an optimiser such as ``hydra/sweeper=optuna`` can
+answer constrained questions ("the fewest officials such that ...") with its usual minimise
+or maximise."""
 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from sim import keys
 from sim.params import Config, ObjectiveSense
 from sim.validation import ConfigError
-
-_CONDITION = re.compile(r"^\s*(?P<key>[A-Za-z0-9_.]+)\s*(?P<op>>=|<=)\s*(?P<bound>\S+)\s*$")
 
 
 def check_figure(setting: str, key: str, params: Config) -> None:
@@ -37,20 +35,18 @@ def check_figure(setting: str, key: str, params: Config) -> None:
 
 def condition(params: Config) -> tuple[str, str, float] | None:
     """(figure, ">=" or "<=", bound) of ``objective_constraint``, or None."""
-    text = params.objective_constraint
-    if text is None:
+    key = params.objective_constraint
+    least, most = params.objective_at_least, params.objective_at_most
+    if key is None:
+        if least is not None or most is not None:
+            name = "objective_at_least" if least is not None else "objective_at_most"
+            raise ConfigError(name, least if least is not None else most,
+                              "needs objective_constraint=<figure> too")
         return None
-    m = _CONDITION.match(text)
-    if m is None:
-        raise ConfigError("objective_constraint", text,
-                          'must read "<figure> >= <number>" or "<figure> <= <number>"')
-    try:
-        bound = float(m["bound"])
-    except ValueError:
-        raise ConfigError("objective_constraint", text, "the bound must be a number") from None
-    if not math.isfinite(bound):
-        raise ConfigError("objective_constraint", text, "the bound must be finite")
-    return m["key"], m["op"], bound
+    if (least is None) == (most is None):
+        raise ConfigError("objective_constraint", key,
+                          "give exactly one of objective_at_least and objective_at_most")
+    return (key, ">=", least) if least is not None else (key, "<=", most)
 
 
 def check(params: Config) -> None:

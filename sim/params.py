@@ -355,15 +355,18 @@ class Config:
     # replication mean of a figure (dotted key of summary.json, or config.<setting>).
     objective: str | None = None
     objective_sense: ObjectiveSense = ObjectiveSense.minimize  # as hydra.sweeper.direction
-    # "<figure> >= <number>" or "<figure> <= <number>", on the replication mean: each unit it
-    # is broken by makes the objective `objective_penalty` worse
+    # A condition on another figure's replication mean (give at_least or at_most): each unit
+    # it is broken by makes the objective `objective_penalty` worse
     objective_constraint: str | None = None
+    objective_at_least: float | None = None
+    objective_at_most: float | None = None
     objective_penalty: float = 1000.0
 
 
 # Keys a timeline event may not change: they fix the run's frame, not a policy.
 FRAME_KEYS = ("name", "seed", "replications", "jobs", "resume", "executor", "objective",
-              "objective_sense", "objective_constraint", "objective_penalty", "clearance",
+              "objective_sense", "objective_constraint", "objective_at_least", "objective_at_most",
+              "objective_penalty", "clearance",
               "calibration",
               "start_date", "end_date", "horizon_days", "warmup_days",
               "calendar", "initial_backlog", "timeline", "output", "officials.schedule",

@@ -188,9 +188,9 @@ def summary_sentence(summary: dict[str, Any]) -> str:
     cl = summary["clearance"]
     n = summary.get("replications", 1)
     what = "waiting for an official" if cl["backlog"] == "waiting" else "pending"
-    held = "" if cl.get("held_counted") else " (held applications counted apart)"
-    text = (f"The backlog ({what}{held}) counts as cleared below {number(cl['threshold'])} "
-            f"applications. ")
+    held = "" if cl.get("held_counted") else "; held ones counted apart"
+    text = (f"The backlog (applications {what}{held}) counts as cleared below "
+            f"{number(cl['threshold'])}. ")
     if cl["clearance_date"]:
         text += f"It cleared on {cl['clearance_date']}" + (
             " (mean date over replications)" if n > 1 else "")
@@ -234,7 +234,7 @@ def summary_lines(summary: dict[str, Any], seed: int) -> list[str]:
              f"{number(summary['held_end'])}, counted apart from the backlog"
              f"{'' if not cl.get('held_counted') else ' - no: counted in'})",
              f"  peak pending {_with_interval(summary, 'peak_pending')} on "
-             f"{summary['peak_pending_date']}; {summary_sentence(summary)}"]
+             f"{summary['peak_pending_date']}", f"  {summary_sentence(summary)}"]
     if cl.get("days_peak_to_clearance") is not None:
         peak = _with_interval(summary, "clearance.days_peak_to_clearance")
         days = f"  days to clearance: {peak} from the peak"
