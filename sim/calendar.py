@@ -15,8 +15,9 @@ Qingming, the Dragon Boat and Mid-Autumn festivals one day each, or the next wee
 day is already off; the lunar dates from the ``holidays`` package. Make-up working days are not
 known in advance and are left out: the rule gives 2025 and 2026 exactly as published except
 their make-up working weekends (5 and 6 days) and one bridge day (2026-01-02), so an estimated
-year has about five working days too few. A run that reaches an estimated year warns
-(:func:`warn_if_estimated`) and its summary quotes :func:`calendar_note`.
+year has about five working days too few. A run may reach at most :data:`MAX_ESTIMATED_YEARS`
+estimated years; when it does, it warns (:func:`warn_if_estimated`) and its summary quotes
+:func:`calendar_note`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def working_day_flags(first: dt.date, n_days: int, kind: str) -> np.ndarray:
 
     days = (first + dt.timedelta(days=i) for i in range(n_days))
     return np.fromiter((working(d) for d in days), dtype=np.int8, count=n_days)
+
+
+# Years after the official data that a run may reach: the estimate drifts further from what
+# the State Council will publish the further ahead it goes (the 2024 revision changed the
+# holidays themselves), and the questions asked are of the next year or two.
+MAX_ESTIMATED_YEARS = 2
 
 
 @functools.cache

@@ -224,15 +224,18 @@ def _check_frame(p: Config) -> None:
         raise ConfigError("warmup_days", p.warmup_days, f"must be in [0, {n_days}) days")
     _one_of("calendar.kind", p.calendar.kind, CALENDAR_KINDS)
     if p.calendar.kind == CalendarKind.china:
-        from sim.calendar import china_calendar_years
+        from sim.calendar import MAX_ESTIMATED_YEARS, china_calendar_years
 
-        # Years after the data are estimated (sim.calendar, with a warning); years before it
-        # are not, and the year before the start is needed for an initial backlog's past.
+        # A few years after the data are estimated (sim.calendar, with a warning); years before
+        # it are not, and the year before the start is needed for an initial backlog's past.
         first, last = china_calendar_years()
+        covers = (f"calendar.kind=china covers {first + 1}..{last + MAX_ESTIMATED_YEARS} "
+                  f"(official data to {last}, estimated after)")
         if start.year - 1 < first:
-            raise ConfigError("start_date", p.start_date,
-                              f"calendar.kind=china starts in {first + 1} (official data "
-                              f"{first}..{last}, estimated after)")
+            raise ConfigError("start_date", p.start_date, covers)
+        end = start + dt.timedelta(days=n_days - 1)
+        if end.year > last + MAX_ESTIMATED_YEARS:
+            raise ConfigError("end_date", end.isoformat(), covers)
     for i, s in enumerate(p.arrivals.surges):
         _date(f"arrivals.surges[{i}].start_date", s.start_date)
         _at_least(f"arrivals.surges[{i}].size", s.size, 0)

@@ -113,10 +113,14 @@ def test_a_run_ending_in_2027_works_and_warns():
     assert "2027" in note and "2026 and" not in note
 
 
-def test_start_before_the_data_still_refused(compose):
+def test_estimated_years_are_at_most_two_after_the_data(compose):
     from sim.config import ConfigError
 
-    with pytest.raises(ConfigError, match="calendar.kind=china starts in 2005"):
+    last = calendar.china_calendar_years()[1] + calendar.MAX_ESTIMATED_YEARS
+    assert compose(f"end_date={last}-12-31").end_date == f"{last}-12-31"
+    with pytest.raises(ConfigError, match=f"^end_date='{last + 1}-01-01'.*covers 2005..{last}"):
+        compose(f"end_date={last + 1}-01-01")
+    with pytest.raises(ConfigError, match="^start_date='2004-06-01'.*covers 2005"):
         compose("start_date=2004-06-01", "end_date=2004-12-31")
 
 
