@@ -7,7 +7,7 @@ two clocks coincide (used for textbook M/M/c checks).
 
 Under ``kind=china`` a year comes from the official schedule in the ``chinese-calendar`` package
 while the package has it (:func:`china_calendar_years`). The State Council announces a year's
-schedule only in November of the year before, so a later year is *estimated*
+schedule only in November or December of the year before, so a later year is *estimated*
 (:func:`estimated_days_off`): weekends off; the statutory holidays (2024 revision of the
 national holidays regulation) with the breaks every schedule since 2025 has given around them,
 the Spring Festival from its eve to its seventh day, 1-5 May and 1-7 October; New Year's Day,
