@@ -1,7 +1,7 @@
 """Command line: ``python -m sim.collect DIR [--figure F] [--keys K1 K2] [--no-plots]``.
 
 Collects a finished, failed or interrupted sweep folder (``python -m sim -m ...``) into
-``DIR/sweep_summary.csv`` and comparison plots (see :mod:`sim.studies.sweep_collect`), and
+``DIR/sweep_summary.csv``, ``DIR/report.html`` and comparison plots (see :mod:`sim.studies.sweep_collect`), and
 lists every failed and missing job. Exit status: 0 when every job of the sweep finished, 1 when
 any job failed or is missing, 2 when DIR is not a sweep folder or an option is wrong.
 """
@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from sim.reports import sweep_report
+
+    print(f"wrote {sweep_report(sweep, sweep.table())} (open it in a browser)")
     return 0 if sweep.complete else 1
 
 
