@@ -21,6 +21,7 @@ import pickle
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -359,3 +360,102 @@ class CollectCallback(Callback):
 
     def __getstate__(self) -> dict[str, Any]:  # pickled to joblib/submitit workers
         return {**self.__dict__, "_folder": None}
+
+
+class ProgressCallback(Callback):
+    """Hydra callback: one line on stderr as each job of a multirun ends, e.g.
+    ``sweep: 2 of 6 jobs done (officials.count=5, green_channel.mode=off): ok``.
+
+    The total is the number of jobs the sweep plans (Hydra's basic sweeper: every combination
+    of the swept values; unknown under another sweeper). Jobs skipped by ``resume=true``
+    count (``skipped``), failed ones too (``failed: <error>``). Under joblib each job ends in a
+    worker process with its own copy of this callback, so the jobs done are counted in a small
+    file in the temporary folder (never in the sweep folder); a job that cannot open it (a
+    cluster node) prints ``?`` for the count, as does a sweep of unknown size for the total.
+    Registered in ``configs/config.yaml`` (``hydra.callbacks.progress``); option: ``enabled``.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._total: int | None = None
+        self._swept: list[str] = []
+        self._counter: str | None = None  # the file counting the jobs done: one byte each
+        self._skipping = False
+
+    def on_multirun_start(self, config, **kwargs: Any) -> None:
+        if not self.enabled:
+            return
+        from omegaconf import OmegaConf
+
+        sweeper = config.hydra.get("sweeper") or {}
+        if "BasicSweeper" in str(sweeper.get("_target_", "BasicSweeper")):
+            params = sweeper.get("params") or {}
+            task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+            try:  # the planned jobs, as the basic sweeper expands them
+                points, self._swept = expand_sweep([f"{k}={v}" for k, v in params.items()]
+                                                   + list(task))
+                self._total = len(points)
+            except Exception:  # an interval or a form only another sweeper reads: no total
+                self._total = None
+        try:
+            fd, self._counter = tempfile.mkstemp(prefix="sim-sweep-", suffix=".progress")
+            os.close(fd)
+        except OSError:
+            self._counter = None
+        atexit.register(self._remove_counter)
+
+    def on_multirun_end(self, config, **kwargs: Any) -> None:
+        atexit.unregister(self._remove_counter)
+        self._remove_counter()
+
+    def on_job_start(self, config, **kwargs: Any) -> None:
+        """Note whether ``resume=true`` will skip this job (its folder is already complete)."""
+        self._skipping = False
+        if self._counter is not None and config.get("resume"):
+            from sim.outputs import is_complete
+
+            self._skipping = is_complete(Path(config.hydra.runtime.output_dir))
+
+    def on_job_end(self, config, job_return, **kwargs: Any) -> None:
+        if self._counter is None:  # a single run, or disabled
+            return
+        from hydra.core.utils import JobStatus
+
+        if job_return.status == JobStatus.FAILED:
+            error = job_return._return_value  # the property would raise it again
+            text = str(error).strip().splitlines()
+            status = f"failed: {text[0] if text else type(error).__name__}"
+        else:
+            status = "skipped (resume)" if self._skipping else "ok"
+        overrides = list(job_return.overrides or [])
+        shown = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in self._swept]
+        point = ", ".join(shown or overrides) or "defaults"
+        done, total = self._count(), self._total
+        log_line(f"sweep: {'?' if done is None else done} of {'?' if total is None else total} "
+                 f"jobs done ({point}): {status}")
+
+    def _count(self) -> int | None:
+        """One more job done: the count so far, under a lock (jobs end in several processes at
+        once); None where the file is not there (a job on another machine)."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no lock; two jobs ending together may share a number
+            fcntl = None
+        try:
+            fd = os.open(self._counter, os.O_WRONLY | os.O_APPEND)  # never created here
+        except OSError:
+            return None
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, b".")
+            return os.fstat(fd).st_size
+        except OSError:
+            return None
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _remove_counter(self) -> None:
+        if self._counter is not None:
+            Path(self._counter).unlink(missing_ok=True)
+            self._counter = None

@@ -34,7 +34,10 @@ def parallel_map(fn: Callable[[Any], Any], tasks: list, jobs: int = 1, desc: str
     """``[fn(t) for t in tasks]`` on ``jobs`` workers of ``executor`` (default: local
     processes), in task order. ``fn`` and the tasks must pickle (module-level functions).
     A progress bar shows on a terminal (stderr) or in a notebook, never in a log file."""
-    from tqdm.auto import tqdm
+    # The text bar in a notebook too: Jupyter redraws it in place in the cell's output. tqdm.auto
+    # would draw a widget only where ipywidgets is installed (not a dependency; elsewhere it
+    # warns and falls back to this bar), and nbclient cannot update a widget.
+    from tqdm import tqdm
 
     executor = LOCAL if executor is None else executor
     show = (sys.stderr.isatty() or _in_notebook()) if progress is None else progress
@@ -114,7 +117,7 @@ def _submitit_map(fn, tasks: list, workers: int, executor: ExecutorConfig, bar) 
 
 
 def _in_notebook() -> bool:
-    """Whether this runs in a Jupyter kernel (tqdm.auto then draws a notebook bar)."""
+    """Whether this runs in a Jupyter kernel (whose stderr is the cell's output, not a tty)."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
