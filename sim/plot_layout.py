@@ -16,7 +16,7 @@ from matplotlib.artist import Artist
 from matplotlib.legend_handler import HandlerBase
 from matplotlib.lines import Line2D
 from matplotlib.text import Text
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, ScalarFormatter
 from matplotlib.transforms import ScaledTranslation
 
 from sim.params import Config
@@ -211,13 +211,17 @@ def format_number(value: float, kind: str = "count", digits: int = 3) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text  # '0.05', not '0.0500'
 
 
-def number_formatter(kind: str = "count") -> FuncFormatter:
-    """An axis formatter writing tick values as :func:`format_number` does (a count axis may
-    have ticks between whole numbers: those keep their digits)."""
+def number_formatter(kind: str = "count"):
+    """An axis formatter for a figure of ``kind``: counts as :func:`format_number` writes
+    them ('10,000'; ticks between whole numbers keep their digits), days and shares as
+    matplotlib does but never with an offset or in e-notation (ticks keep equal decimals)."""
+    if kind != "count":
+        plain = ScalarFormatter(useOffset=False)
+        plain.set_scientific(False)
+        return plain
 
     def tick(value: float, _pos) -> str:
-        text = format_number(value, "share" if kind == "count" and value != round(value)
-                             else kind)
+        text = format_number(value, "share" if value != round(value) else "count")
         return text.replace("-", "\N{MINUS SIGN}")  # as matplotlib's own ticks write it
 
     return FuncFormatter(tick)

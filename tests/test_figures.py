@@ -269,3 +269,76 @@ def test_kind_of_figures():
     assert kind_of("clearance.days_peak_to_clearance") == "days"
     assert kind_of("utilisation") == "share"
     assert kind_of("share_decided_late") == "share"
+
+
+# -- sweep figures ------------------------------------------------------------------------------
+@pytest.fixture
+def sweep(tmp_path):
+    """A synthetic sweep read back: officials.count x green_channel.mode, horizon_days fixed."""
+    from sim.studies.sweeps import Job, Sweep
+
+    levels = {"officials.count": [5, 8], "green_channel.mode": ["off", "priority"],
+              "horizon_days": [200]}
+    jobs = []
+    for index, (count, mode) in enumerate(itertools.product(*list(levels.values())[:2])):
+        values = {"officials.count": count, "green_channel.mode": mode, "horizon_days": 200}
+        folder = tmp_path / f"job{index}"
+        folder.mkdir()
+        dates = pd.date_range("2025-04-04", periods=60, freq="D").strftime("%Y-%m-%d")
+        pending = np.linspace(0, 21000 / count, 60)
+        pd.DataFrame({"date": dates, "pending": pending}).to_csv(folder / "daily.csv")
+        peak = 105000.0 / count + (500 if mode == "off" else 0)
+        summary = {"replications": 3, "peak_pending": peak, "mean_wait_days": 39.29 + index,
+                   "utilisation": 0.2934, "ci95": {"peak_pending": [peak - 800, peak + 800, 3],
+                                                   "mean_wait_days": [30.0, 48.6, 3]}}
+        overrides = tuple(f"{k}={v}" for k, v in values.items())
+        jobs.append(Job(overrides, values, index, folder, "ok", summary=summary))
+    return Sweep(tmp_path, list(levels), levels, jobs)
+
+
+def test_sweep_legend_says_what_varies_in_words(sweep):
+    from sim.studies.sweep_collect import backlog_curves_figure
+
+    fig = backlog_curves_figure(sweep)
+    texts = legend_texts(fig)
+    assert texts == ["officials.count = 5, green_channel.mode = off",
+                     "officials.count = 5, green_channel.mode = priority",
+                     "officials.count = 8, green_channel.mode = off",
+                     "officials.count = 8, green_channel.mode = priority"]
+    assert "for all: horizon_days = 200" in fig.axes[0].get_title()
+    # the last varying key sets the line style: 'off' solid, 'priority' dashed
+    assert [line.get_linestyle() for line in fig.axes[0].get_lines()] == ["-", "--"] * 2
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(("figure", "cell", "unit"), [
+    ("peak_pending", "21,500\n(20,700 to 22,300)", "(applications)"),
+    ("mean_wait_days", "39.3\n(30 to 48.6)", "(days)"),
+    ("utilisation", "0.293", "(share)")])
+def test_heatmap_names_its_keys_and_writes_numbers_for_readers(sweep, figure, cell, unit):
+    from sim.studies.sweep_collect import heatmap_figure
+
+    fig = heatmap_figure(sweep, figure)
+    draw(fig)
+    ax = fig.axes[0]
+    assert ax.get_ylabel().startswith("officials.count")
+    assert ax.get_xlabel().startswith("green_channel.mode")
+    cells = [t.get_text() for t in ax.texts]
+    assert cell in cells, cells
+    colorbar = [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    assert not any("e+" in t or "e-" in t for t in cells + colorbar)
+    assert unit in ax.get_title() and unit in fig.axes[1].get_ylabel()
+    plt.close(fig)
+
+
+def test_figure_by_key_names_the_key_and_unit(sweep):
+    from sim.studies.sweep_collect import figure_by_key
+
+    fig = figure_by_key(sweep, "peak_pending", "officials.count")
+    draw(fig)
+    ax = fig.axes[0]
+    assert ax.get_xlabel().startswith("officials.count")
+    assert ax.get_ylabel() == "peak pending (applications)"
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert any("," in t for t in labels) and not any("e+" in t for t in labels)
+    plt.close(fig)
