@@ -21,6 +21,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from sim.params import ClearanceBacklog, Config  # noqa: E402
 from sim.plot_layout import (  # noqa: E402
@@ -246,7 +248,8 @@ def compare_figure(results: Sequence, labels: Sequence[str] | None = None, ax=No
         daily = res.daily
         dates = pd.to_datetime(daily["date"])
         _with_band(ax, dates, daily, column, color, label, band_label=False)
-    ax.set_title("Licence applications pending: scenarios compared (shaded: 95 % bands)")
+    ax.set_title("Licence applications pending: scenarios compared"
+                 " (shaded: 95 % band of the mean)")
     ax.set_ylabel("applications pending" if column == "pending" else column)
     ax.set_ylim(bottom=0)
     _count_axis(ax)
@@ -297,12 +300,12 @@ def who_waits_figure(table: pd.DataFrame, ax=None) -> Figure:
     ax.set_title("Who waits longest: wait for a first review by group")
     ax.grid(axis="x", alpha=0.3)
     # The legend explains the glyphs once, in their own styles.
-    ax.plot([], [], color=PALETTE[0], lw=1.2, label="10th to 90th percentile")
-    ax.barh([], [], color=to_rgba(PALETTE[5], 0.6), edgecolor=PALETTE[0],
-            label="25th to 75th percentile")
-    ax.plot([], [], color="black", lw=2.0, label="median")
-    ax.plot([], [], "o", color=PALETTE[3], ms=5, ls="none", label="mean")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    glyphs = [Line2D([], [], color=PALETTE[0], lw=1.2, marker="|", ms=8),
+              Patch(facecolor=to_rgba(PALETTE[5], 0.6), edgecolor=PALETTE[0]),
+              Line2D([], [], color="black", ls="none", marker="|", ms=12, mew=2.0),
+              Line2D([], [], color=PALETTE[3], ls="none", marker="o", ms=5)]
+    ax.legend(glyphs, ["10th to 90th percentile", "25th to 75th percentile", "median", "mean"],
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return fig
 
 
