@@ -344,6 +344,11 @@ class CollectCallback(Callback):
         """``python -m sim.collect`` on the folder, in its own process: the glue imports no
         study, and a process started at interpreter exit still imports what it needs."""
         folder, self._folder = self._folder, None
+        if not (Path(folder) / "multirun.yaml").is_file():  # a sweeper of its own (optuna)
+            print(f"{folder}: the sweeper wrote no multirun.yaml (optuna: see "
+                  "optimization_results.yaml); each job folder has its report.html",
+                  file=sys.stderr)
+            return
         args = [sys.executable, "-m", "sim.collect", folder, "--figure", self.figure]
         args += ["--keys", *self.keys] if self.keys else []
         args += [] if self.plots else ["--no-plots"]

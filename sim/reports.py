@@ -49,15 +49,18 @@ HEADLINE = (
     ("past_statutory_limit_end", "pending past the statutory limit at the end"),
     ("utilisation", "officials' utilisation"),
 )
+WHO_WAITS_WORDS = ("group", "arrivals", "decisions", "held", "waiting at the end",
+                   "mean wait (days)", "median wait", "90th percentile wait",
+                   "mean wait counting those still waiting", "within the statutory limit")
 SOURCE_TAGS = ("CALIBRATED", "ARTICLE", "DATA", "PROCESS", "GUESS")
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:62rem;
 margin:2rem auto;padding:0 1rem;color:#1b1b1b;line-height:1.45}
 h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
-th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.85rem;display:block;overflow-x:auto}
+th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f3f3f3}
 img{max-width:100%;height:auto;border:1px solid #eee}
 .question{font-size:1.1rem;background:#f6f8fa;padding:.6rem 1rem;border-left:4px solid #0072B2}
 code,pre{background:#f6f8fa;font-size:.85rem}pre{padding:.5rem;overflow-x:auto}
@@ -322,8 +325,9 @@ def who_waits_section(results) -> list[str]:
             "still waiting at the end (a lower bound). Held applications (military end use "
             "under military.policy=hold) are never reviewed and rank first. Counts are means "
             "per replication; percentiles pool the replications.</p>",
-            table(shown[columns].rename(columns={"held_end": "held"}),
-                  {"group": esc, "share_decided_within_limit": share}),
+            table(shown[columns].rename(columns=dict(zip(columns, WHO_WAITS_WORDS,
+                                                            strict=True))),
+                  {"group": esc, "within the statutory limit": share}),
             png(plotting.who_waits_figure(shown))]
 
 
