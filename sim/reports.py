@@ -76,8 +76,8 @@ def esc(value: Any) -> str:
 def number(value: Any) -> str:
     """A number for a reader: blank when undefined, thousands separators, 3 significant
     digits for small values, shares as percentages only where the caller asks."""
-    if value is None or isinstance(value, str | bool):
-        return "" if value is None else esc(value)
+    if value is None or value is pd.NA or isinstance(value, str | bool):
+        return "" if value is None or value is pd.NA else esc(value)
     value = float(value)
     if math.isnan(value) or math.isinf(value):
         return ""
