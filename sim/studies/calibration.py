@@ -129,6 +129,9 @@ def check_ensemble(cal: Calibration, say: Callable[[str], None]) -> dict[str, An
     members = cal.member_points()
     if not members:
         return {}
+    # Names the stage whose bar (on a terminal) is labelled by the scenario only.
+    say(f"check: {cal.settings.check_replications} replications of the scenario, each drawing "
+        f"one of the {len(members)} ensemble members")
     path = Path(_temporary_ensemble(members))
     try:
         p = copy.deepcopy(cal.base)
