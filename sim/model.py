@@ -299,8 +299,9 @@ class LicenceModel:
         ends = [r.day for r in self.regimes[1:]] + [self.n_days]
         for regime, end in zip(self.regimes, ends, strict=True):
             p = regime.params
-            rates = (p.arrivals.rate_per_day * p.controls.april7,
-                     p.arrivals.october5_rate_per_day * p.controls.october5)
+            scale = p.arrivals.scale
+            rates = (p.arrivals.rate_per_day * scale * p.controls.april7,
+                     p.arrivals.october5_rate_per_day * scale * p.controls.october5)
             total = sum(rates)
             if total <= 0 or end <= regime.day:
                 continue

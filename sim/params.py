@@ -100,6 +100,9 @@ class ArrivalsConfig:
     rate_per_day: float = 40.0
     # Extra rate for applications covering the October-2025 elements, while they are controlled.
     october5_rate_per_day: float = 0.0
+    # Multiplies both rates (not the surges): a timeline lever for flows that leave or join the
+    # queue, e.g. 0.8 while a fifth of the shipments travel under general licences.
+    scale: float = 1.0
     # True: applications are filed on working days only (rates are per working day).
     working_days_only: bool = True
     surges: list[SurgeConfig] = field(default_factory=list)

@@ -308,6 +308,7 @@ def _check_levers(p: Config) -> None:
     a = p.arrivals
     _at_least("arrivals.rate_per_day", a.rate_per_day, 0)
     _at_least("arrivals.october5_rate_per_day", a.october5_rate_per_day, 0)
+    _at_least("arrivals.scale", a.scale, 0)
     c = p.classes
     _keys_in("classes.destination_shares", c.destination_shares, DESTINATIONS)
     for k, v in c.destination_shares.items():
