@@ -1,9 +1,10 @@
 """Command line: ``python -m sim.collect DIR [--figure F] [--keys K1 K2] [--no-plots]``.
 
 Collects a finished, failed or interrupted sweep folder (``python -m sim -m ...``) into
-``DIR/sweep_summary.csv``, ``DIR/report.html`` and comparison plots (see :mod:`sim.studies.sweep_collect`), and
-lists every failed and missing job. Exit status: 0 when every job of the sweep finished, 1 when
-any job failed or is missing, 2 when DIR is not a sweep folder or an option is wrong.
+``DIR/sweep_summary.csv``, ``DIR/report.html`` and comparison plots (see
+:mod:`sim.studies.sweep_collect`), and lists every failed and missing job. Exit status: 0
+when every job of the sweep finished, 1 when any job failed or is missing, 2 when DIR is not
+a sweep folder or an option is wrong.
 """
 
 from __future__ import annotations
