@@ -112,7 +112,7 @@ class Results:
         """One row per replication, one column per headline figure of summary.json (dotted
         keys, as ``sim.solve`` and ``per_run`` name them; booleans as 0/1, undefined as NaN):
         the table the intervals, the solver's probabilities and paired comparisons use."""
-        flat = [_flatten(r.summary, booleans=True) for r in self.runs]
+        flat = [flatten_figures(r.summary, booleans=True) for r in self.runs]
         # dates are text (clearance_date): not figures, whatever a None made them look like
         columns = list(dict.fromkeys(k for f in flat for k in f if not k.endswith("_date")))
         table = pd.DataFrame([{k: _nan_if_none(f.get(k)) for k in columns} for f in flat],
@@ -181,7 +181,7 @@ class Results:
         if self.n == 1:
             out.update(replications=1, ci95={}, predictive95={})
             return self._with_notes(out)
-        flat = [_flatten(r.summary) for r in self.runs]
+        flat = [flatten_figures(r.summary) for r in self.runs]
         keys = [k for k in flat[0] if k != "ensemble_member"
                 and all(isinstance(f.get(k), int | float | type(None)) for f in flat)]
         ci, predictive = {}, {}
@@ -259,13 +259,13 @@ def _none_if_nan(x: float) -> float | None:
     return None if np.isnan(x) else x
 
 
-def _flatten(d: dict[str, Any], prefix: str = "", booleans: bool = False) -> dict[str, Any]:
+def flatten_figures(d: dict[str, Any], prefix: str = "", booleans: bool = False) -> dict[str, Any]:
     """Numeric leaves as {dotted key: value}; booleans as 0/1 when asked, else left out."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flatten(v, key + ".", booleans))
+            out.update(flatten_figures(v, key + ".", booleans))
         elif isinstance(v, bool):
             if booleans:
                 out[key] = int(v)

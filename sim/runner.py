@@ -17,9 +17,9 @@ from sim.calendar import WorkingClock
 from sim.executor import parallel_map
 from sim.metrics import RunResult
 from sim.model import LicenceModel, make_streams
-from sim.params import CalendarKind, Config, ExecutorConfig
+from sim.params import CalendarKind, Config, EventConfig, ExecutorConfig
 from sim.policies import parse_date
-from sim.results import Results
+from sim.results import Results, flatten_figures
 
 # Working-calendar rows kept after the horizon so reviews running past it finish on real days.
 _CALENDAR_TAIL_DAYS = 90
@@ -73,14 +73,11 @@ def figure_keys() -> frozenset[str]:
     """Every dotted key of summary.json's figures (the columns of replications.csv), from a
     few days of a small reference run with a cohort and an event set, so that every block is
     there: what an objective or a solver's target may name."""
-    from sim.params import EventConfig
-
     p = Config(name="reference", horizon_days=3, replications=1)
     p.clearance.cohort_date, p.clearance.event = p.start_date, "event"
     p.timeline = {"event": EventConfig(date=p.start_date, label="event")}
-    from sim.results import _flatten
 
-    return frozenset(k for k in _flatten(simulate(p).summary, booleans=True)
+    return frozenset(k for k in flatten_figures(simulate(p).summary, booleans=True)
                      if not k.endswith("_date"))
 
 
