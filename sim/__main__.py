@@ -47,9 +47,11 @@ def main(cfg: DictConfig) -> float | None:
         return objective.value(params, json.loads((out_dir / "summary.json").read_text()))
     (out_dir / "error.txt").unlink(missing_ok=True)
     # One level of parallelism at a time: parallel sweep jobs run their replications serially.
-    jobs = 1 if _parallel_launcher() else params.jobs
+    parallel = _parallel_launcher()
+    jobs = 1 if parallel else params.jobs
     try:
-        results = replicate(params, jobs=jobs)
+        # parallel jobs' bars would draw over each other on one terminal line
+        results = replicate(params, jobs=jobs, progress=False if parallel else None)
         write_run(out_dir, results, app_run("python -m sim")[1])
     except Exception as err:
         (out_dir / "error.txt").write_text(f"error: {type(err).__name__}: {err}\n")

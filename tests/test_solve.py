@@ -203,3 +203,30 @@ def test_compare_paired_differences(tmp_path):
     bad = run("sim.compare", [str(a), str(c), "--out", str(tmp_path / "cmp2")])
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "seed" in bad.stderr and not (tmp_path / "cmp2").exists()
+
+
+@pytest.mark.slow
+def test_solver_on_the_calibrated_baseline(tmp_path):
+    """One real question on the calibrated baseline (ensemble on, so each replication draws
+    its member): the fewest officials from the start so that at least 90 % of the civilian
+    decisions taken by 2025-06-30 come within the 45-working-day limit, in at least 75 % of
+    the replications. Checked by rerunning python -m sim at the answer and one step below."""
+    out = tmp_path / "solve"
+    target = "by_group.military.False.share_decided_within_limit"
+    done = run("sim.solve", ["solve.lever=officials.count", f"solve.target={target}",
+                             "solve.at_least=0.9", "solve.probability=0.75", "solve.low=4",
+                             "solve.high=16", "solve.step=2", "solve.check_points=1",
+                             "end_date=2025-06-30", "replications=4", "jobs=2",
+                             f"hydra.run.dir={out}"])
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((out / "solve.json").read_text())
+    assert doc["status"] == "solved" and 4 < doc["answer"] <= 16
+    for value, meets in ((doc["answer"], True), (doc["answer"] - doc["step"], False)):
+        rerun = tmp_path / f"rerun_{value}"
+        done = run("sim", [*doc["overrides"], f"officials.count={value}", "output.plots=false",
+                           f"hydra.run.dir={rerun}"])
+        assert done.returncode == 0, done.stderr
+        rows = pd.read_csv(rerun / "replications.csv")
+        assert ((rows[target] >= 0.9).mean() >= 0.75) is meets, (value, rows[target].tolist())
+        summary = json.loads((rerun / "summary.json").read_text())
+        assert summary["config"]["calibration"]["ensemble"]  # the calibrated baseline
