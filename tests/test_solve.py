@@ -227,6 +227,6 @@ def test_solver_on_the_calibrated_baseline(tmp_path):
                            f"hydra.run.dir={rerun}"])
         assert done.returncode == 0, done.stderr
         rows = pd.read_csv(rerun / "replications.csv")
-        assert ((rows[target] >= 0.9).mean() >= 0.75) is meets, (value, rows[target].tolist())
+        assert bool((rows[target] >= 0.9).mean() >= 0.75) == meets, (value, rows[target].tolist())
         summary = json.loads((rerun / "summary.json").read_text())
         assert summary["config"]["calibration"]["ensemble"]  # the calibrated baseline
