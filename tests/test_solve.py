@@ -196,7 +196,9 @@ def test_compare_paired_differences(tmp_path):
     ra, rb = (pd.read_csv(f / "replications.csv")["mean_wait_days"] for f in (a, b))
     assert math.isclose(row["difference"], float((rb - ra).mean()), rel_tol=1e-5)
     assert row["difference"] < 0 and row["ci95_high"] < 0  # a sixth official cuts waits
-    assert (out / "report.html").is_file()
+    page = (out / "report.html").read_text()
+    assert page.count('<img alt="figure" src="data:image/png;base64,') == 1  # the backlog band
+    assert "Paired differences" in page and page.count("<table>") >= 2
     # different seeds cannot be paired: one line, exit 2, nothing written
     c = tmp_path / "c"
     assert run("sim", [*MMC, "seed=7", f"hydra.run.dir={c}"]).returncode == 0
