@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MMC = ["scenario=mmc", "horizon_days=600", "warmup_days=60", "replications=3"]
@@ -104,6 +105,7 @@ def test_run_report(tmp_path):
     assert provenance["replications"] == "3"
 
 
+@pytest.mark.slow
 def test_sweep_and_solver_reports(tmp_path):
     sweep = tmp_path / "sweep"
     done = subprocess.run([sys.executable, "-m", "sim", "-m", "officials.count=5,7", *MMC,

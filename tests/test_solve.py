@@ -39,6 +39,7 @@ def share_met(folder: Path, target: str, at_most: float) -> float:
     return float((rows[target] <= at_most).mean())
 
 
+@pytest.mark.slow
 def test_solver_answer_holds_when_rerun(tmp_path):
     out = tmp_path / "solve"
     done = run("sim.solve", [*SOLVE, *MMC, f"hydra.run.dir={out}"])
@@ -158,6 +159,7 @@ def test_bad_objective_refused(tmp_path, args, setting):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_optuna_sweeper_returns_the_objective(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     out = tmp_path / "sweep"
@@ -183,6 +185,7 @@ def test_optuna_sweeper_returns_the_objective(tmp_path):
     assert len(trials) >= 2 and math.isclose(best["best_value"], min(trials))
 
 
+@pytest.mark.slow
 def test_compare_paired_differences(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for folder, extra in ((a, []), (b, ["officials.count=6"])):
