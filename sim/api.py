@@ -4,6 +4,8 @@
     cfg = sim.load_config(["scenario=no_green_channel", "officials.count=8"])
     res = sim.run(cfg, replications=10)
     res.daily, res.summary, res.plot_backlog()
+    res.replications   # one row per replication, every figure of summary.json
+    res.who_waits      # who waits longest, ranked; res.plot_who_waits()
 """
 
 from __future__ import annotations

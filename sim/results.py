@@ -250,6 +250,12 @@ class Results:
 
         return plotting.waits_figure(self.params, self.waits, ax=ax)
 
+    def plot_who_waits(self, ax=None):
+        """Who waits longest: wait distributions by destination x trusted x military."""
+        from sim import plotting
+
+        return plotting.who_waits_figure(self.who_waits, ax=ax)
+
 
 def _nan_if_none(value: Any) -> float:
     return np.nan if value is None else value
