@@ -8,48 +8,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from sim.files import atomic_write, package_version, remove_stale_temporaries
 from sim.params import Config
 
-
-def package_version() -> str:
-    try:
-        return version("rare-earth-licence-sim")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: ``path`` is either absent, as it
-    was, or complete. The hidden temporary file (``.<name>.<random>.tmp``) is removed on any
-    error; only a kill (``kill -9``) can leave it, and the next write into that folder removes
-    it (:func:`remove_stale_temporaries`)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def remove_stale_temporaries(folder: Path) -> None:
-    """Remove the temporary files an earlier, killed writer left in ``folder``."""
-    for stale in Path(folder).glob(".*.tmp"):
-        stale.unlink(missing_ok=True)
+__all__ = ["atomic_write", "is_complete", "package_version", "remove_stale_temporaries",
+           "save_figure", "summary_document", "write_csv", "write_figures", "write_json",
+           "write_run"]
 
 
 def write_csv(path: Path, table: pd.DataFrame, float_format: str = "%.6g") -> None:
@@ -144,6 +114,7 @@ def write_run(out_dir: Path, results, command: str | None = None) -> Path:
         write_figures(out_dir, results)
     from sim.reports import run_report
 
-    run_report(out_dir, results, command)
-    write_json(out_dir / "summary.json", summary_document(params, results))
+    document = summary_document(params, results)
+    run_report(out_dir, results, document, command)
+    write_json(out_dir / "summary.json", document)
     return out_dir

@@ -296,6 +296,7 @@ class OutputConfig:
     applications: bool = False  # write applications.csv (one row per application)
     plots: bool = True
     figure_formats: list[str] = field(default_factory=lambda: ["png"])  # png, svg, pdf
+    question: str | None = None  # the question the run answers, at the top of its report.html
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from sim.files import atomic_write, package_version
 from sim.params import CONFIG_DIR
 from sim.studies.install import value_lines
 
@@ -130,8 +131,6 @@ def page(title: str, sections: Sequence[str]) -> str:
 
 
 def write(path: Path, text: str) -> Path:
-    from sim.outputs import atomic_write
-
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
 
@@ -151,8 +150,6 @@ def commit() -> str:
 
 def provenance(summary: dict[str, Any], command: str | None) -> str:
     """Version, commit, seed, replications, date, command and the whole configuration."""
-    from sim.outputs import package_version
-
     rows = pd.DataFrame({
         "item": ["package version", "commit", "seed", "replications", "written", "command"],
         "value": [package_version(), commit(), summary.get("seed", ""),
@@ -282,14 +279,15 @@ def sources_table(params) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_report(out_dir: Path, results, command: str | None = None) -> Path:
-    """``report.html`` of a run folder (sim.results.Results)."""
-    from sim.outputs import summary_document
-
+def run_report(out_dir: Path, results, document: dict[str, Any],
+               command: str | None = None) -> Path:
+    """``report.html`` of a run folder (sim.results.Results; ``document``: its summary.json
+    content)."""
     params, summary = results.params, results.summary
-    doc = summary_document(params, results)
-    question = (f"What happens to the licence backlog under scenario {params.name}, from "
-                f"{summary['start_date']} to {summary['end_date']}?")
+    doc = document
+    question = params.output.question or (
+        f"What happens to the licence backlog under scenario {params.name}, from "
+        f"{summary['start_date']} to {summary['end_date']}?")
     sections = [f'<p class="question">{esc(question)}</p>',
                 f"<p>{esc(summary_sentence(summary))}</p>",
                 f"<p class=\"note\">{results.n} replication(s), seed {params.seed}. "
