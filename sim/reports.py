@@ -418,7 +418,7 @@ def solve_report(out_dir: Path, document: dict[str, Any], evaluations: pd.DataFr
               else f"{d['lever']} = {d['answer']:g}")
     sections = [f'<p class="question">{esc(question)}</p>',
                 f"<p><b>Answer: {esc(answer)}</b> ({esc(d['status'])}). {esc(d['message'])}</p>",
-                f"<p>Re-run it: <code>{esc(d['rerun'])}</code></p>",
+                f"<p>Re-run it: <code>{esc(d['rerun'])}</code></p>" if d["rerun"] else "",
                 "<h2>Values run</h2>",
                 "<p class=\"note\">Every value ran the same replications (common random "
                 "numbers). share_met: the share of replications meeting the threshold.</p>",
@@ -428,7 +428,8 @@ def solve_report(out_dir: Path, document: dict[str, Any], evaluations: pd.DataFr
                      table(headline_table(run_summary), {
                          c: esc for c in ("figure", "key", "mean", "95 % CI of the mean",
                                           "95 % predictive")})]
-    sections.append(provenance({**(run_summary or {}), "seed": d["seed"],
-                                "replications": d["replications"]}, d["command"]))
+    sections.append(provenance({"config": d.get("config", {}), **(run_summary or {}),
+                                "seed": d["seed"], "replications": d["replications"]},
+                               d["command"]))
     return write(Path(out_dir) / "report.html", page("Rare-earth licences: what would it take",
                                                      sections))

@@ -13,6 +13,7 @@ is not met in the bracket or the figure is not monotone, 2 for bad input (nothin
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shlex
 import sys
@@ -141,7 +142,8 @@ def write(out_dir: Path, solution, doc: dict[str, Any]) -> None:
         write_csv(out_dir / "replications_at_answer.csv", res.replications, "%.17g")
         run_summary = summary_document(res.params, res)
     figures = [plotting.solve_figure(rows, doc)]
-    reports.solve_report(out_dir, doc, rows, figures, run_summary)
+    config = {"config": dataclasses.asdict(solution.params)}  # what ran, lever aside
+    reports.solve_report(out_dir, {**doc, **config}, rows, figures, run_summary)
     write_json(out_dir / "solve.json", doc)  # last: a folder with solve.json is complete
 
 
