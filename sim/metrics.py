@@ -142,7 +142,8 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "held_end": int(daily["held"].iloc[-1]) if n_days else 0,
         "clearance": clearance_summary(params, daily, rec.cohort_day),
         "by_group": _group_summaries(rec, classes, arrivals, outcomes, pending, late),
-        "by_segment": _segment_summaries(rec, classes, arrivals, outcomes, pending, late),
+        "by_segment": _segment_summaries(params, rec, classes, arrivals, outcomes, pending,
+                                         late),
     }
     segment_waits = {segment_name(s): rec.segment_waits[s] for s in range(N_SEGMENTS)}
     return RunResult(daily, by_class, apps, summary, rec.wait_hist, segment_waits)
@@ -213,6 +214,19 @@ def clearance_summary(params: Config, daily: pd.DataFrame,
     return out
 
 
+def _days_to_clear(params: Config, pending: np.ndarray) -> dict[str, Any]:
+    """Days from a pending curve's peak, and from the clearance event, to its clearance."""
+    cl = clearance(pending, params.clearance.fraction_of_peak)
+    out: dict[str, Any] = {"days_peak_to_clearance": None if cl.cleared_day is None
+                           else cl.cleared_day - cl.peak_day}
+    c = params.clearance
+    event = params.timeline.get(c.event) if c.event else None
+    if event is not None:
+        day = (parse_date(event.date) - parse_date(params.start_date)).days
+        out["days_event_to_clearance"] = None if cl.cleared_day is None else cl.cleared_day - day
+    return out
+
+
 def _after_clearance(backlog: np.ndarray, threshold: float, cleared_day: int | None,
                      date) -> dict[str, Any]:
     """Whether the backlog stayed below the threshold after it first cleared, when it rose
@@ -269,13 +283,16 @@ def _group_summaries(rec: Recorder, classes, arrivals, outcomes, pending, late) 
     return out
 
 
-def _segment_summaries(rec: Recorder, classes, arrivals, outcomes, pending,
+def _segment_summaries(params: Config, rec: Recorder, classes, arrivals, outcomes, pending,
                        late) -> dict[str, Any]:
     """Headline figures per destination x trusted x military (every segment, so that every
     run has the same figures; zero and undefined where none came), named as
     ``US_trusted_civilian``: counts, waits and times to decision with percentiles, the share
-    decided within the statutory limit, and what is still pending or waiting at the end."""
+    decided within the statutory limit, what is still pending or waiting at the end, and days to
+    clearance of the group's own pending curve (below ``clearance.fraction_of_peak`` of its
+    peak; held applications stay pending, so a held group never clears)."""
     out: dict[str, Any] = {}
+    n_days = pending.shape[1]
     for seg in range(N_SEGMENTS):
         rows = [i for i, c in enumerate(classes) if c >> SEGMENT_SHIFT == seg]
         idx = [classes[i] for i in rows]
@@ -298,6 +315,7 @@ def _segment_summaries(rec: Recorder, classes, arrivals, outcomes, pending,
             "past_statutory_limit_end": int(late[rows, -1].sum()) if late.shape[1] else 0,
             "held_end": sum(rec.held_n[c] for c in idx),
             **_still_waiting(rec, idx),
+            **_days_to_clear(params, pending[rows].sum(0) if rows else np.zeros(n_days)),
         }
     return out
 
