@@ -172,8 +172,11 @@ def headline_table(summary: dict[str, Any]) -> pd.DataFrame:
         value = lookup(summary, key)
         if value is None and key not in ci:
             continue
-        fmt = share if "share" in key or key == "utilisation" else number
-        low, high = (ci.get(key) or [None, None, None])[:2]
+        is_share = "share" in key or key == "utilisation"
+        fmt = share if is_share else number
+        # every headline figure is a count, a duration or a share: a t interval of few
+        # replications can reach past that range, so it is cut there (said under the table)
+        low, high = (_within(v, is_share) for v in (ci.get(key) or [None, None, None])[:2])
         plow, phigh = (pred.get(key) or [None, None, None])[:2]
         n = (ci.get(key) or [None, None, summary.get("replications", 1)])[2]
         rows.append({"figure": words, "key": key, "mean": fmt(value),
@@ -181,6 +184,13 @@ def headline_table(summary: dict[str, Any]) -> pd.DataFrame:
                      else "", "95 % predictive": f"{fmt(plow)} – {fmt(phigh)}"
                      if plow is not None else "", "replications": n})
     return pd.DataFrame(rows)
+
+
+def _within(value: float | None, is_share: bool) -> float | None:
+    """A bound cut to the figure's possible range: at least 0, and at most 1 for a share."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return value
+    return min(max(value, 0.0), 1.0) if is_share else max(value, 0.0)
 
 
 def summary_sentence(summary: dict[str, Any]) -> str:
@@ -295,7 +305,11 @@ def run_report(out_dir: Path, results, document: dict[str, Any],
     if command:
         sections.append(f"<p>Command: <code>{esc(command)}</code></p>")
     sections += ["<h2>Headline figures</h2>", table(headline_table(summary), {
-        c: esc for c in ("figure", "key", "mean", "95 % CI of the mean", "95 % predictive")})]
+        c: esc for c in ("figure", "key", "mean", "95 % CI of the mean", "95 % predictive")}),
+                 '<p class="note">95 % CI of the mean: Student t over replications, cut at the '
+                 "figure's possible range (no count below 0, no share above 100 %). 95 % "
+                 "predictive: where one more replication would fall. Replications: how many "
+                 "define the figure (a backlog that never cleared has no clearance day).</p>"]
     backlog = Path(out_dir) / "backlog.png"
     sections += ["<h2>The backlog</h2>",
                  image(backlog.read_bytes(), "backlog") if backlog.is_file()
