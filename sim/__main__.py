@@ -60,7 +60,8 @@ def main(cfg: DictConfig) -> float | None:
 
     for line in summary_lines(results.summary, params.seed):
         print(line)
-    print(f"wrote {out_dir} (open report.html in a browser)")
+    print(f"report: open {out_dir / 'report.html'} in a browser")
+    print(f"wrote {out_dir}")
     return objective.value(params, summary_document(params, results))
 
 

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from sim.reports import sweep_report
 
-    print(f"wrote {sweep_report(sweep, sweep.table())} (open it in a browser)")
+    print(f"report: open {sweep_report(sweep, sweep.table())} in a browser")
     return 0 if sweep.complete else 1
 
 

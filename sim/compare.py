@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                        "share_decided_within_limit"):
             print(f"{row.against}: {row.key} {row.difference:+.4g} "
                   f"[{row.ci95_low:+.4g}, {row.ci95_high:+.4g}]")
-    print(f"wrote {out} (open report.html in a browser)")
+    print(f"report: open {out / 'report.html'} in a browser")
+    print(f"wrote {out}")
     return 0
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from sim import policies
-from sim.calendar import WorkingClock
+from sim.calendar import WorkingClock, calendar_note
 from sim.clearance import clearance, cohort_days_to_clear
-from sim.params import ClearanceBacklog, Config
+from sim.params import CalendarKind, ClearanceBacklog, Config
 from sim.policies import Regime, parse_date
 from sim.recorder import (
     CLASS_DIMS,
@@ -140,6 +140,7 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "past_statutory_limit_end": int(late.sum(0)[-1]) if n_days else 0,
         "extra_review_rounds": int(sum(rec.rounds)),
         "held_end": int(daily["held"].iloc[-1]) if n_days else 0,
+        "calendar_note": _calendar_note(params, start, n_days),
         "clearance": clearance_summary(params, daily, rec.cohort_day),
         "by_group": _group_summaries(rec, classes, arrivals, outcomes, pending, late),
         "by_segment": _segment_summaries(params, rec, classes, arrivals, outcomes, pending,
@@ -147,6 +148,13 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
     }
     segment_waits = {segment_name(s): rec.segment_waits[s] for s in range(N_SEGMENTS)}
     return RunResult(daily, by_class, apps, summary, rec.wait_hist, segment_waits)
+
+
+def _calendar_note(params: Config, start: dt.date, n_days: int) -> str | None:
+    """The working calendar's caveat for this run: None when official data covers it."""
+    if params.calendar.kind != CalendarKind.china or not n_days:
+        return None
+    return calendar_note(start, start + dt.timedelta(days=n_days - 1))
 
 
 def _cohort_remaining(rec: Recorder, pending: np.ndarray) -> np.ndarray | None:

@@ -79,6 +79,7 @@ def write_figures(out_dir: Path, results) -> list[str]:
         "backlog_by_trust": lambda: results.plot_groups("trusted"),
         "approvals_cumulative": results.plot_cumulative_approvals,
         "waits": results.plot_waits,
+        "who_waits": results.plot_who_waits,
     }
     for stem, draw in figures.items():  # one figure open at a time
         save_figure(draw(), Path(out_dir) / stem, results.params.output.figure_formats)

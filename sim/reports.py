@@ -258,6 +258,8 @@ def summary_lines(summary: dict[str, Any], seed: int) -> list[str]:
                  f"{number(summary['p90_wait_days'])}); decisions within the statutory limit "
                  f"{_with_interval(summary, 'share_decided_within_limit', share)}; utilisation "
                  f"{share(summary['utilisation'])}")
+    if summary.get("calendar_note"):
+        lines.append(f"  calendar: {summary['calendar_note']}")
     if summary["waiting_end"]:
         lines.append(f"  still waiting for a first review at the end: "
                      f"{number(summary['waiting_end'])} (mean "
@@ -304,17 +306,16 @@ def run_report(out_dir: Path, results, document: dict[str, Any],
                 f"{esc(summary.get('bands', ''))}.</p>"]
     if command:
         sections.append(f"<p>Command: <code>{esc(command)}</code></p>")
+    if summary.get("calendar_note"):
+        sections.append(f"<p class=\"note\"><b>Calendar:</b> {esc(summary['calendar_note'])}</p>")
     sections += ["<h2>Headline figures</h2>", table(headline_table(summary), {
         c: esc for c in ("figure", "key", "mean", "95 % CI of the mean", "95 % predictive")}),
                  '<p class="note">95 % CI of the mean: Student t over replications, cut at the '
                  "figure's possible range (no count below 0, no share above 100 %). 95 % "
                  "predictive: where one more replication would fall. Replications: how many "
                  "define the figure (a backlog that never cleared has no clearance day).</p>"]
-    backlog = Path(out_dir) / "backlog.png"
-    sections += ["<h2>The backlog</h2>",
-                 image(backlog.read_bytes(), "backlog") if backlog.is_file()
-                 else png(results.plot_backlog())]
-    sections += who_waits_section(results)
+    sections += ["<h2>The backlog</h2>", figure_file(Path(out_dir) / "backlog.png")]
+    sections += who_waits_section(results, Path(out_dir) / "who_waits.png")
     sections += compliance_section(summary)
     sections += sources_section(params)
     sections.append(provenance(doc, command))
@@ -322,9 +323,16 @@ def run_report(out_dir: Path, results, document: dict[str, Any],
                                                      sections))
 
 
-def who_waits_section(results) -> list[str]:
-    from sim import plotting
+def figure_file(path: Path) -> str:
+    """A figure the run wrote, embedded; figures are drawn once, when written, so with
+    ``output.plots=false`` the report says they are off."""
+    if path.is_file():
+        return image(path.read_bytes(), path.stem)
+    return ('<p class="note">Figures are off in this run (output.plots=false); '
+            "rerun with output.plots=true to see them here.</p>")
 
+
+def who_waits_section(results, figure: Path) -> list[str]:
     who = results.who_waits
     if who.empty:
         return ["<h2>Who waits longest</h2><p>No applications.</p>"]
@@ -340,7 +348,7 @@ def who_waits_section(results) -> list[str]:
             table(shown[columns].rename(columns=dict(zip(columns, WHO_WAITS_WORDS,
                                                             strict=True))),
                   {"group": esc, "within the statutory limit": share}),
-            png(plotting.who_waits_figure(shown))]
+            figure_file(figure)]
 
 
 def compliance_section(summary: dict[str, Any]) -> list[str]:

@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     print(solution.message)
     if doc["rerun"]:
         print(f"  check it: {doc['rerun']}")
-    print(f"wrote {out_dir} (open report.html in a browser)")
+    print(f"report: open {out_dir / 'report.html'} in a browser")
+    print(f"wrote {out_dir}")
     return 0 if solution.status in ("solved", "met_at_bracket_end") else 1
 
 
