@@ -119,16 +119,18 @@ def test_timeline_lever_and_its_override():
     (["solve.low=abc"], "solve.low"),
     (["officials.count=nine"], "officials.count"),
 ])
-def test_bad_solver_input_one_line_exit_2_nothing_written(tmp_path, args, setting):
+def test_bad_solver_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, setting):
+    """In process (python -m sim.solve runs the same main)."""
+    from sim.solve import main
+
     base = dict(a.split("=", 1) for a in SOLVE)
     for a in args:
         key, value = a.split("=", 1)
         base[key] = value
     out = tmp_path / "solve"
     argv = [f"{k}={v}" for k, v in base.items()]
-    done = run("sim.solve", [*argv, *MMC, f"hydra.run.dir={out}"])
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
+    assert main([*argv, *MMC, f"hydra.run.dir={out}"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {setting}="), lines
     assert not out.exists()
 
@@ -150,11 +152,17 @@ def test_objective_with_penalty():
      "objective_constraint"),
     (["objective_at_least=3"], "objective_at_least"),
 ])
-def test_bad_objective_refused(tmp_path, args, setting):
+def test_bad_objective_refused(tmp_path, capsys, args, setting):
+    """The check python -m sim runs before Hydra (sim.__main__), in process."""
+    from sim import objective
+    from sim.command_line import guard
+
     out = tmp_path / "run"
-    done = run("sim", [*MMC, *args, f"hydra.run.dir={out}"])
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
+    with pytest.raises(SystemExit) as stop:
+        guard([*MMC, *args, f"hydra.run.dir={out}"],
+              then=lambda cfg: objective.check(to_params(cfg)))
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {setting}="), lines
     assert not out.exists()
 
