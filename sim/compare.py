@@ -81,7 +81,7 @@ def differences(runs: list[dict[str, Any]], labels: list[str]) -> pd.DataFrame:
             a, b = base[key].to_numpy(float), table[key].to_numpy(float)
             mean, low, high = mean_ci(b - a)
             rows.append({"figure": words, "key": key, "against": f"{label} − {labels[0]}",
-                         labels[0]: np.nanmean(a) if np.isfinite(a).any() else np.nan,
+                         "reference": np.nanmean(a) if np.isfinite(a).any() else np.nan,
                          "other": np.nanmean(b) if np.isfinite(b).any() else np.nan,
                          "difference": mean, "ci95_low": low, "ci95_high": high,
                          "replications": int(np.isfinite(b - a).sum())})

@@ -394,20 +394,33 @@ def sources_section(params) -> list[str]:
 def compare_report(out_dir: Path, labels: Sequence[str], summaries: Sequence[dict[str, Any]],
                    differences: pd.DataFrame, figures: Sequence[Any], command: str) -> Path:
     """``report.html`` of a comparison (sim.compare)."""
-    sections = [f'<p class="question">How do {esc(", ".join(labels[1:]))} differ from '
-                f'{esc(labels[0])}, replication by replication (common random numbers)?</p>',
+    others = " and ".join(f"“{label}”" for label in labels[1:])
+    sections = [f'<p class="question">How does {esc(others)} differ from “{esc(labels[0])}”, '
+                "replication by replication (common random numbers)?</p>",
                 f"<p>Command: <code>{esc(command)}</code></p>",
                 "<h2>Paired differences</h2>",
                 "<p class=\"note\">Each difference is taken within a replication (same seed, "
                 "same random streams, same ensemble member), then averaged; the interval is "
                 "the 95 % t interval of that mean.</p>",
-                table(differences, {"figure": esc, "key": esc, "against": esc})]
+                *[table(_difference_view(differences, labels[0], label),
+                        {"figure": esc, "key": esc, "95 % CI": esc})
+                  for label in labels[1:]]]
     sections += ["<h2>Backlog differences</h2>", *[png(f) for f in figures]]
     for label, summary in zip(labels, summaries, strict=True):
         sections += [f"<h2>{esc(label)}</h2><p>{esc(summary_sentence(summary))}</p>"]
     sections.append(provenance(summaries[0], command))
     return write(Path(out_dir) / "report.html", page("Rare-earth licences: comparison",
                                                      sections))
+
+
+def _difference_view(differences: pd.DataFrame, base: str, label: str) -> pd.DataFrame:
+    """One comparison's rows for reading: both means, the difference and its interval."""
+    rows = differences[differences["against"] == f"{label} − {base}"]
+    return pd.DataFrame({
+        "figure": rows["figure"], "key": rows["key"], base: rows["reference"],
+        label: rows["other"], f"difference ({label} − {base})": rows["difference"],
+        "95 % CI": [f"{number(lo)} – {number(hi)}"
+                    for lo, hi in zip(rows["ci95_low"], rows["ci95_high"], strict=True)]})
 
 
 def sweep_report(sweep, table_frame: pd.DataFrame) -> Path:
