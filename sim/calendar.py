@@ -180,7 +180,27 @@ class WorkingClock:
         if k >= self.n_working:
             # Past the table (beyond the horizon): any later time will do.
             return self.first_day + self.n_days + (w - self.n_working)
-        return self._wday[max(k, 0)] + (w - k if k >= 0 else 0.0)
+        return self._wday[k] + (w - k) if k >= 0 else float(self._wday[0])
+
+    def after(self, t: float, work: float) -> float:
+        """Calendar time at which ``work`` working days after calendar time ``t`` are done:
+        ``to_cal(to_work(t) + work)`` in one call, the same arithmetic (every delay of the
+        model's officials and agencies goes through here)."""
+        if self.identity:
+            return t + work
+        day = math.floor(t)
+        i = day - self.first_day
+        if i < 0:
+            w = 0.0
+        elif i >= self.n_days:
+            w = self.n_working + (t - self.first_day - self.n_days)
+        else:
+            w = self._cum[i] + ((t - day) if self._is_working[i] else 0.0)
+        w += work
+        k = math.floor(w)
+        if k >= self.n_working:
+            return self.first_day + self.n_days + (w - self.n_working)
+        return self._wday[k] + (w - k) if k >= 0 else float(self._wday[0])
 
     def work_at_days(self, n: int) -> np.ndarray:
         """Working time at the start of calendar days 0..n-1."""

@@ -112,6 +112,7 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
     span = n_days - w
     wait_n = sum(rec.wait_n)
     decided = sum(rec.decided_n)
+    waits, ttd = rec.wait_hist, rec.ttd_hist
     summary = {
         "scenario": params.name,
         "start_date": params.start_date,
@@ -124,11 +125,11 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "peak_pending": int(daily["pending"].iloc[peak]) if n_days else 0,
         "peak_pending_date": daily["date"].iloc[peak] if n_days else None,
         "mean_wait_days": _ratio(sum(rec.wait_sum), wait_n),
-        "p50_wait_days": rec.wait_hist.quantile(0.5),
-        "p90_wait_days": rec.wait_hist.quantile(0.9),
+        "p50_wait_days": waits.quantile(0.5),
+        "p90_wait_days": waits.quantile(0.9),
         "mean_time_to_decision_days": _ratio(sum(rec.ttd_sum), decided),
-        "p50_time_to_decision_days": rec.ttd_hist.quantile(0.5),
-        "p90_time_to_decision_days": rec.ttd_hist.quantile(0.9),
+        "p50_time_to_decision_days": ttd.quantile(0.5),
+        "p90_time_to_decision_days": ttd.quantile(0.9),
         **_still_waiting(rec, range(N_CLASSES)),
         "utilisation": _ratio(busy[w:].sum(), capacity[w:].sum()),
         "mean_waiting": _ratio(queue_area[w:].sum(), span),
@@ -147,7 +148,7 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
                                          late),
     }
     segment_waits = {segment_name(s): rec.segment_waits[s] for s in range(N_SEGMENTS)}
-    return RunResult(daily, by_class, apps, summary, rec.wait_hist, segment_waits)
+    return RunResult(daily, by_class, apps, summary, waits, segment_waits)
 
 
 def _calendar_note(params: Config, start: dt.date, n_days: int) -> str | None:

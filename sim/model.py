@@ -31,7 +31,7 @@ from sim.params import (
     PatienceDistribution,
     ReviewDistribution,
 )
-from sim.recorder import APPROVED, DENIED, WITHDRAWN, Recorder
+from sim.recorder import APPROVED, DENIED, SEGMENT_SHIFT, WITHDRAWN, Recorder
 
 STREAMS = ("arrivals", "classes", "intake", "review", "incomplete", "consultation",
            "decision", "renewal", "backlog", "stages",
@@ -248,6 +248,13 @@ class LicenceModel:
             self._st_mu = math.log(stage.mean_working_days) - 0.5 * self._st_sigma**2
         self._regular_lane = [LAST if policies.served_last(p, d) else REGULAR
                               for d in DESTINATIONS]
+        # The lane of each segment (destination x trusted x military: cls >> SEGMENT_SHIFT)
+        # under this regime's rules, looked up once per regime, not worked out per application.
+        self._segment_lane = [
+            GREEN if self.green_open and policies.green_eligible(
+                p, DESTINATIONS[d], bool(trusted), bool(military))
+            else self._regular_lane[d]
+            for d in range(len(DESTINATIONS)) for trusted in (0, 1) for military in (0, 1)]
         dedicated = policies.dedicated_officials(p)
         mode = p.green_channel.mode if self.green_open else GreenChannelMode.off
         self.pool.configure(policies.officials_on_duty(p) - dedicated, dedicated, mode,
@@ -259,9 +266,8 @@ class LicenceModel:
             self._apply(regime)
 
     def lane_of(self, app: Application) -> int:
-        green = self.green_open and policies.green_eligible(
-            self.p, DESTINATIONS[app.dest], app.trusted, app.military)
-        return GREEN if green else self._regular_lane[app.dest]
+        """The lane an application joins under the current rules."""
+        return self._segment_lane[app.cls >> SEGMENT_SHIFT]
 
     # -- arrivals ---------------------------------------------------------------------------
     def new_application(self, group: int, submitted: float, renewal_of=None) -> Application:
@@ -353,11 +359,10 @@ class LicenceModel:
         env, p, clock = self.env, self.p, self.clock
         if not accepted and p.intake.mean_working_days > 0:
             delay = p.intake.mean_working_days * self.draws["intake"].exponential()
-            yield env.timeout(clock.to_cal(clock.to_work(env.now) + delay) - env.now)
+            yield env.timeout(clock.after(env.now, delay) - env.now)
         app.accepted = accepted_at = app.submitted if accepted else env.now
         limit = self.p.statutory.working_days
-        app.due = accepted_at + limit if clock.identity else clock.to_cal(
-            clock.to_work(accepted_at) + limit)
+        app.due = clock.after(accepted_at, limit)
         self.rec.accepted(app.cls, app.due)
 
         if app.military:
@@ -385,12 +390,12 @@ class LicenceModel:
 
         if self._stage_mean > 0:  # other agencies' review and sign-off: elapsed, no official
             delay = math.exp(self._st_mu + self._st_sigma * self.draws["stages"].normal())
-            yield env.timeout(clock.to_cal(clock.to_work(env.now) + delay) - env.now)
+            yield env.timeout(clock.after(env.now, delay) - env.now)
         p = self.p
         if p.consultation.share > 0 and not app.military and _chance(
                 self.draws["consultation"], p.consultation.share):
             delay = p.consultation.mean_working_days * self.draws["consultation"].exponential()
-            yield env.timeout(clock.to_cal(clock.to_work(env.now) + delay) - env.now)
+            yield env.timeout(clock.after(env.now, delay) - env.now)
         p = self.p
         denied = app.military or (p.decision.deny_probability > 0 and _chance(
             self.draws["decision"], p.decision.deny_probability))
@@ -401,7 +406,7 @@ class LicenceModel:
 
         (A sub-process: with an official idle it returns at once, without a SimPy event.)
         """
-        lane = self.lane_of(app) if self.green_open else self._regular_lane[app.dest]
+        lane = self._segment_lane[app.cls >> SEGMENT_SHIFT]
         official = self.pool.take_idle(app, lane)
         if official is not None:
             return official

@@ -174,18 +174,27 @@ class Recorder:
         self.decided_n = [0] * N_CLASSES
         self.ttd_sum = [0.0] * N_CLASSES
         self.late_n = [0] * N_CLASSES
-        self.wait_hist = WaitHistogram()
-        self.ttd_hist = WaitHistogram()  # times to decision (approved or denied)
+        # per segment only (one histogram update per event): the overall ones are their sums
         self.segment_waits = [WaitHistogram() for _ in range(N_SEGMENTS)]
-        self.segment_ttd = [WaitHistogram() for _ in range(N_SEGMENTS)]
+        self.segment_ttd = [WaitHistogram() for _ in range(N_SEGMENTS)]  # times to decision
         # applications still waiting for a first review at the end: their waits so far
         self.waiting_end_n = [0] * N_CLASSES
         self.waiting_end_sum = [0.0] * N_CLASSES
         self.waiting_end_max = [0.0] * N_CLASSES
         self.applications: list | None = [] if keep_applications else None
 
+    @property
+    def wait_hist(self) -> WaitHistogram:
+        """Waits for a first review after the warm-up, every segment together."""
+        return WaitHistogram.merged(self.segment_waits)
+
+    @property
+    def ttd_hist(self) -> WaitHistogram:
+        """Times to decision (approved or denied) after the warm-up, every segment together."""
+        return WaitHistogram.merged(self.segment_ttd)
+
     def arrival(self, cls: int, t: float) -> None:
-        self.arrivals[cls][max(int(t), 0)] += 1
+        self.arrivals[cls][int(t) if t > 0 else 0] += 1
 
 
     def queue_join(self, t: float) -> None:
@@ -228,7 +237,6 @@ class Recorder:
         if submitted >= self.warmup:
             self.wait_sum[cls] += wait
             self.wait_n[cls] += 1
-            self.wait_hist.add(wait)
             self.segment_waits[cls >> SEGMENT_SHIFT].add(wait)
 
     def still_waiting(self, cls: int, submitted: float, age: float) -> None:
@@ -251,7 +259,6 @@ class Recorder:
         if submitted >= self.warmup and outcome != WITHDRAWN:
             self.decided_n[cls] += 1
             self.ttd_sum[cls] += t - submitted
-            self.ttd_hist.add(t - submitted)
             self.segment_ttd[cls >> SEGMENT_SHIFT].add(t - submitted)
             if t > due:
                 self.late_n[cls] += 1
