@@ -20,8 +20,9 @@ from sim.config import load_config, to_params
 from sim.runner import simulate
 
 
-def bare_simpy(n: int, rate: float, c: int, mean_service: float, seed: int = 1) -> float:
-    """Seconds for a textbook M/M/c in plain SimPy with n customers."""
+def bare_mmc(n: int, rate: float, c: int, mean_service: float,
+             seed: int = 1) -> simpy.Environment:
+    """A textbook M/M/c in plain SimPy with n customers, built and ready to run."""
     rng = np.random.default_rng(seed)
     gaps = rng.exponential(1 / rate, n).tolist()
     services = rng.exponential(mean_service, n).tolist()
@@ -42,6 +43,12 @@ def bare_simpy(n: int, rate: float, c: int, mean_service: float, seed: int = 1) 
             env.process(customer(service))
 
     env.process(source())
+    return env
+
+
+def bare_simpy(n: int, rate: float, c: int, mean_service: float, seed: int = 1) -> float:
+    """Seconds for a textbook M/M/c in plain SimPy with n customers."""
+    env = bare_mmc(n, rate, c, mean_service, seed)
     t0 = time.perf_counter()
     env.run()
     return time.perf_counter() - t0

@@ -79,30 +79,11 @@ def events_scheduled(env) -> int:
 
 
 def bare_simpy(n: int, rate: float = 4.5, c: int = 5, seed: int = 1) -> tuple[float, int]:
-    """CPU seconds and SimPy events of a textbook M/M/c in plain SimPy with n customers."""
-    import numpy as np
-    import simpy
+    """CPU seconds and SimPy events of a textbook M/M/c in plain SimPy with n customers
+    (the same model as bench_mmc.py's)."""
+    from bench_mmc import bare_mmc  # this folder is on sys.path when run as a script
 
-    rng = np.random.default_rng(seed)
-    gaps = rng.exponential(1 / rate, n).tolist()
-    services = rng.exponential(1.0, n).tolist()
-    env = simpy.Environment()
-    officials = simpy.Resource(env, capacity=c)
-    waits = []
-
-    def customer(service):
-        arrived = env.now
-        with officials.request() as req:
-            yield req
-            waits.append(env.now - arrived)
-            yield env.timeout(service)
-
-    def source():
-        for gap, service in zip(gaps, services, strict=True):
-            yield env.timeout(gap)
-            env.process(customer(service))
-
-    env.process(source())
+    env = bare_mmc(n, rate, c, 1.0, seed)
     t0 = time.process_time()
     env.run()
     return time.process_time() - t0, events_scheduled(env)
