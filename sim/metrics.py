@@ -211,11 +211,11 @@ def clearance_summary(params: Config, daily: pd.DataFrame,
         # Cleared once is not cleared for good: a later staff cut or surge can refill it.
         **_after_clearance(pending, cl.threshold, cl.cleared_day, date),
     }
-    event = params.timeline.get(c.event) if c.event else None
-    if event is not None:
-        event_day = (parse_date(event.date) - start).days
-        out.update(event=c.event, event_date=event.date, days_event_to_clearance=(
-            None if cl.cleared_day is None else cl.cleared_day - event_day))
+    event_day = _event_day(params)
+    if event_day is not None:
+        out.update(event=c.event, event_date=params.timeline[c.event].date,
+                   days_event_to_clearance=(None if cl.cleared_day is None
+                                            else cl.cleared_day - event_day))
     if cohort is not None and cohort_day is not None:
         out.update(cohort_date=date(cohort_day), cohort_size=int(cohort[cohort_day]),
                    **{f"cohort_days_to_clear_{q}pct": cohort_days_to_clear(
@@ -228,12 +228,17 @@ def _days_to_clear(params: Config, pending: np.ndarray) -> dict[str, Any]:
     cl = clearance(pending, params.clearance.fraction_of_peak)
     out: dict[str, Any] = {"days_peak_to_clearance": None if cl.cleared_day is None
                            else cl.cleared_day - cl.peak_day}
-    c = params.clearance
-    event = params.timeline.get(c.event) if c.event else None
-    if event is not None:
-        day = (parse_date(event.date) - parse_date(params.start_date)).days
+    day = _event_day(params)
+    if day is not None:
         out["days_event_to_clearance"] = None if cl.cleared_day is None else cl.cleared_day - day
     return out
+
+
+def _event_day(params: Config) -> int | None:
+    """Day index of the clearance event (``clearance.event``), or None without one."""
+    c = params.clearance
+    event = params.timeline.get(c.event) if c.event else None
+    return None if event is None else (parse_date(event.date) - parse_date(params.start_date)).days
 
 
 def _after_clearance(backlog: np.ndarray, threshold: float, cleared_day: int | None,
@@ -280,6 +285,7 @@ def _group_summaries(rec: Recorder, classes, arrivals, outcomes, pending, late) 
                 "arrivals": int(arrivals[rows].sum()),
                 **{k: int(v[rows].sum()) for k, v in outcomes.items()},
                 "pending_end": int(pending[rows, -1].sum()) if pending.shape[1] else 0,
+                "decisions": decided,
                 "mean_wait_days": _ratio(sum(rec.wait_sum[c] for c in idx), waits),
                 "mean_time_to_decision_days": _ratio(sum(rec.ttd_sum[c] for c in idx), decided),
                 **_still_waiting(rec, idx),

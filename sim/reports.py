@@ -186,6 +186,12 @@ def headline_table(summary: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def headline_html(summary: dict[str, Any]) -> str:
+    """:func:`headline_table` as HTML (its cells are formatted already)."""
+    frame = headline_table(summary)
+    return table(frame, {c: esc for c in frame.columns if c != "replications"})
+
+
 def _within(value: float | None, is_share: bool) -> float | None:
     """A bound cut to the figure's possible range: at least 0, and at most 1 for a share."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -211,9 +217,9 @@ def summary_sentence(summary: dict[str, Any]) -> str:
         text += "."
     else:
         done = cl.get("cleared_in_replications")
-        text += ("It did not clear in every replication" + (
-            f" (cleared in {done} of {n})" if done is not None else "") + "; it ended at "
-                 f"{number(cl['backlog_end'])}.")
+        text += ((f"It did not clear by {summary['end_date']}" if n == 1 else
+                  f"It did not clear in every replication (cleared in {done} of {n})")
+                 + f"; it ended at {number(cl['backlog_end'])}.")
     return text
 
 
@@ -223,8 +229,9 @@ def _with_interval(summary: dict[str, Any], key: str, fmt=None) -> str:
     fmt = fmt or number
     text = fmt(lookup(summary, key))
     ci = (summary.get("ci95") or {}).get(key)
-    if ci and ci[0] is not None:
-        text += f" [{fmt(ci[0])}, {fmt(ci[1])}]"
+    if ci and ci[0] is not None:  # cut at the figure's range, as in the report's table
+        low, high = (_within(v, fmt is share) for v in ci[:2])
+        text += f" [{fmt(low)}, {fmt(high)}]"
     return text
 
 
@@ -241,8 +248,8 @@ def summary_lines(summary: dict[str, Any], seed: int) -> list[str]:
              f"  arrived {number(t['arrivals'])}, approved {number(t['approved'])}, denied "
              f"{number(t['denied'])}, withdrawn {number(t['withdrawn'])}, pending at end "
              f"{_with_interval(summary, 'pending_end')} (held for ever "
-             f"{number(summary['held_end'])}, counted apart from the backlog"
-             f"{'' if not cl.get('held_counted') else ' - no: counted in'})",
+             f"{number(summary['held_end'])}, counted "
+             f"{'in' if cl.get('held_counted') else 'apart from'} the backlog)",
              f"  peak pending {_with_interval(summary, 'peak_pending')} on "
              f"{summary['peak_pending_date']}", f"  {summary_sentence(summary)}"]
     if cl.get("days_peak_to_clearance") is not None:
@@ -308,8 +315,7 @@ def run_report(out_dir: Path, results, document: dict[str, Any],
         sections.append(f"<p>Command: <code>{esc(command)}</code></p>")
     if summary.get("calendar_note"):
         sections.append(f"<p class=\"note\"><b>Calendar:</b> {esc(summary['calendar_note'])}</p>")
-    sections += ["<h2>Headline figures</h2>", table(headline_table(summary), {
-        c: esc for c in ("figure", "key", "mean", "95 % CI of the mean", "95 % predictive")}),
+    sections += ["<h2>Headline figures</h2>", headline_html(summary),
                  '<p class="note">95 % CI of the mean: Student t over replications, cut at the '
                  "figure's possible range (no count below 0, no share above 100 %). 95 % "
                  "predictive: where one more replication would fall. Replications: how many "
@@ -336,7 +342,6 @@ def who_waits_section(results, figure: Path) -> list[str]:
     who = results.who_waits
     if who.empty:
         return ["<h2>Who waits longest</h2><p>No applications.</p>"]
-    shown = who[who["arrivals"] > 0]
     columns = ["group", "arrivals", "decisions", "held_end", "waiting_end", "mean_wait_days",
                "p50_wait_days", "p90_wait_days", "mean_wait_days_with_waiting",
                "share_decided_within_limit"]
@@ -345,7 +350,7 @@ def who_waits_section(results, figure: Path) -> list[str]:
             "still waiting at the end (a lower bound). Held applications (military end use "
             "under military.policy=hold) are never reviewed and rank first. Counts are means "
             "per replication; percentiles pool the replications.</p>",
-            table(shown[columns].rename(columns=dict(zip(columns, WHO_WAITS_WORDS,
+            table(who[columns].rename(columns=dict(zip(columns, WHO_WAITS_WORDS,
                                                             strict=True))),
                   {"group": esc, "within the statutory limit": share}),
             figure_file(figure)]
@@ -363,8 +368,7 @@ def compliance_section(summary: dict[str, Any]) -> list[str]:
             if fig["arrivals"]:
                 rows.append({"group": f"{dim} = {value}",
                              "share within the limit": fig["share_decided_within_limit"],
-                             "decisions": fig["arrivals"] - fig["pending_end"]
-                             - fig["withdrawn"],
+                             "decisions": fig["decisions"],
                              "pending past the limit at the end":
                                  fig["past_statutory_limit_end"]})
     limit = summary.get("config", {}).get("statutory", {}).get("working_days", 45)
@@ -460,9 +464,7 @@ def solve_report(out_dir: Path, document: dict[str, Any], evaluations: pd.DataFr
                 table(evaluations, {"share_met": share}), *[png(f) for f in figures]]
     if run_summary is not None:
         sections += ["<h2>At the answer</h2>", f"<p>{esc(summary_sentence(run_summary))}</p>",
-                     table(headline_table(run_summary), {
-                         c: esc for c in ("figure", "key", "mean", "95 % CI of the mean",
-                                          "95 % predictive")})]
+                     headline_html(run_summary)]
     sections.append(provenance({"config": d.get("config", {}), **(run_summary or {}),
                                 "seed": d["seed"], "replications": d["replications"]},
                                d["command"]))

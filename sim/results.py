@@ -20,7 +20,7 @@ from sim import ensemble, keys
 from sim.clearance import clearance
 from sim.metrics import WAIT_PERCENTILES, RunResult, clearance_summary
 from sim.params import Config
-from sim.recorder import CLASS_DIMS, WaitHistogram
+from sim.recorder import CLASS_DIMS, N_SEGMENTS, WaitHistogram, segment_labels, segment_name
 from sim.stats import band, mean_ci, percentile_band, predictive_interval
 
 BAND_COLUMNS = ("pending", "approved", "denied", "withdrawn", "arrivals", "waiting",
@@ -113,8 +113,7 @@ class Results:
         keys, as ``sim.solve`` and ``per_run`` name them; booleans as 0/1, undefined as NaN):
         the table the intervals, the solver's probabilities and paired comparisons use."""
         flat = [flatten_figures(r.summary, booleans=True) for r in self.runs]
-        # dates are text (clearance_date): not figures, whatever a None made them look like
-        columns = list(dict.fromkeys(k for f in flat for k in f if not k.endswith("_date")))
+        columns = list(dict.fromkeys(k for f in flat for k in f))
         table = pd.DataFrame([{k: _nan_if_none(f.get(k)) for k in columns} for f in flat],
                              columns=columns, dtype=float)
         table.insert(0, "replication", np.arange(self.n))
@@ -137,16 +136,14 @@ class Results:
         replication."""
         summary = self.summary
         rows = []
-        for name, fig in summary["by_segment"].items():
+        for segment in range(N_SEGMENTS):
+            name, labels = segment_name(segment), segment_labels(segment)
+            fig = summary["by_segment"][name]
             if not fig["arrivals"]:
                 continue
-            pooled = WaitHistogram.merged(r.segment_waits[name] for r in self.runs
-                                          if name in r.segment_waits)
-            dest, trusted, military = name.split("_")
+            pooled = WaitHistogram.merged(r.segment_waits[name] for r in self.runs)
             rows.append({
-                "group": f"{dest}, {trusted}, {military}", "segment": name,
-                "destination": dest, "trusted": trusted == "trusted",
-                "military": military == "military",
+                "group": name.replace("_", ", "), "segment": name, **labels,
                 "arrivals": fig["arrivals"], "decisions": fig["decisions"],
                 "mean_wait_days": fig["mean_wait_days"],
                 **{f"p{q}_wait_days": pooled.quantile(q / 100) for q in WAIT_PERCENTILES},
@@ -266,10 +263,13 @@ def _none_if_nan(x: float) -> float | None:
 
 
 def flatten_figures(d: dict[str, Any], prefix: str = "", booleans: bool = False) -> dict[str, Any]:
-    """Numeric leaves as {dotted key: value}; booleans as 0/1 when asked, else left out."""
+    """Numeric leaves as {dotted key: value}; booleans as 0/1 when asked, else left out.
+    Dates (``*_date``) are text, not figures, even where an undefined one is None."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
+        if str(k).endswith("_date"):
+            continue
         if isinstance(v, dict):
             out.update(flatten_figures(v, key + ".", booleans))
         elif isinstance(v, bool):

@@ -76,9 +76,7 @@ def figure_keys() -> frozenset[str]:
     p = Config(name="reference", horizon_days=3, replications=1)
     p.clearance.cohort_date, p.clearance.event = p.start_date, "event"
     p.timeline = {"event": EventConfig(date=p.start_date, label="event")}
-
-    return frozenset(k for k in flatten_figures(simulate(p).summary, booleans=True)
-                     if not k.endswith("_date"))
+    return frozenset(flatten_figures(simulate(p).summary, booleans=True))
 
 
 def _run_one(args: tuple[Config, int, int | None]) -> RunResult:

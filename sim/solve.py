@@ -85,10 +85,6 @@ def prepare(argv: list[str]):
     check_command_line([*overrides, *([f"hydra.run.dir={folder}"] if folder else [])])
     params = to_params(load_config(overrides))
     solver.check(params, settings)
-    if settings.target is not None:
-        from sim.objective import check_figure
-
-        check_figure("solve.target", settings.target, params)
     return settings, overrides, params, out_folder(folder, params.name)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sim import keys
+from sim.objective import check_figure
 from sim.params import Config
 from sim.results import Results
 from sim.runner import replicate
@@ -215,6 +216,7 @@ def check(params: Config, s: Settings) -> np.ndarray:
         raise ConfigError("solve.check_points", s.check_points, "must be 0 or more")
     if not (0 < s.probability <= 1):
         raise ConfigError("solve.probability", s.probability, "must be above 0 and at most 1")
+    check_figure("solve.target", s.target, params)
     values = grid(s, lever_kind(params, s.lever))
     for v in (values[0], values[-1]):
         with_lever(params, s.lever, v)  # both ends must be values the model accepts
@@ -226,14 +228,7 @@ def evaluate(params: Config, s: Settings, value: float, n: int, jobs: int,
              progress: bool | None = None) -> tuple[Evaluation, Results]:
     """Run replications 0..n-1 at one lever value; NaN (figure undefined) is not met."""
     results = replicate(with_lever(params, s.lever, value), n, jobs, progress=progress)
-    table = results.replications
-    if s.target not in table:
-        figures = [c for c in table.columns if c != "replication"]
-        near = [c for c in figures if c.endswith(s.target.rsplit(".", 1)[-1])][:5]
-        raise ConfigError("solve.target", s.target, "no such figure in summary.json" + (
-            f"; did you mean {', '.join(near)}" if near else
-            f"; e.g. {', '.join(figures[:6])} (see replications.csv)"))
-    x = table[s.target].to_numpy(dtype=float)
+    x = results.replications[s.target].to_numpy(dtype=float)  # a figure: check() saw to it
     with np.errstate(invalid="ignore"):
         met = x >= s.at_least if s.at_least is not None else x <= s.at_most
     return Evaluation(float(value), x, met & np.isfinite(x)), results
