@@ -257,8 +257,9 @@ def _after_clearance(backlog: np.ndarray, threshold: float, cleared_day: int | N
 def _by_class_table(dates, classes, arrivals, outcomes, pending, late) -> pd.DataFrame:
     """Long format: one row per (date, class) for the classes that saw any application."""
     frames = []
+    date_strings = dates.strftime("%Y-%m-%d")
     for i, c in enumerate(classes):
-        frame = pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), **class_labels(c),
+        frame = pd.DataFrame({"date": date_strings, **class_labels(c),
                               "arrivals": arrivals[i],
                               **{k: v[i] for k, v in outcomes.items()},
                               "pending": pending[i], "past_statutory_limit": late[i]})

@@ -91,11 +91,8 @@ class Steps:
 
     def __init__(self, generator):
         self._send = generator.send
-        self.resume_with(None)
-
-    def resume_with(self, value) -> None:
         try:
-            event = self._send(value)
+            event = self._send(None)
             while event.callbacks is None:  # already processed: go on at once, as SimPy does
                 event = self._send(event.value)
         except StopIteration:
@@ -103,7 +100,14 @@ class Steps:
         event.callbacks.append(self)
 
     def __call__(self, event) -> None:
-        self.resume_with(event.value)
+        """The awaited event happened: resume the generator with its value."""
+        try:
+            event = self._send(event.value)
+            while event.callbacks is None:
+                event = self._send(event.value)
+        except StopIteration:
+            return
+        event.callbacks.append(self)
 
 
 def _chance(draw: Draws, probability: float) -> bool:
@@ -402,9 +406,12 @@ class LicenceModel:
                 return  # in limbo: pending for ever, no official's time spent
 
         while True:
-            official = yield from self.wait_for_official(app)
+            lane = self._segment_lane[app.cls >> SEGMENT_SHIFT]
+            official = self.pool.take_idle(app, lane)
             if official is None:
-                return self.decide(app, WITHDRAWN)
+                official = yield self.queue_for_official(app, lane)
+                if official is None:
+                    return self.decide(app, WITHDRAWN)
             yield env.timeout(self.review(app))
             self.pool.release(official)
             p = self.p
@@ -429,15 +436,9 @@ class LicenceModel:
             self.draws["decision"], p.decision.deny_probability))
         self.decide(app, DENIED if denied else APPROVED)
 
-    def wait_for_official(self, app: Application):
-        """Returns the kind of official who takes the application, or None if it is withdrawn.
-
-        (A sub-process: with an official idle it returns at once, without a SimPy event.)
-        """
-        lane = self._segment_lane[app.cls >> SEGMENT_SHIFT]
-        official = self.pool.take_idle(app, lane)
-        if official is not None:
-            return official
+    def queue_for_official(self, app: Application, lane: int) -> simpy.Event:
+        """All officials are busy: queue in the lane. The event fires with the kind of official
+        who takes the application, or None if the applicant withdraws first."""
         event = self.pool.join_queue(app, lane)
         w = self.p.withdrawal
         patience = w.patience_days
@@ -450,7 +451,7 @@ class LicenceModel:
                 patience *= app.patience
             self.env.timeout(max(app.submitted + patience - self.env.now, 0.0)).callbacks.append(
                 lambda _: self.pool.withdraw(app))
-        return (yield event)
+        return event
 
     def review(self, app: Application) -> float:
         """Occupy the official for the review: returns its duration in calendar days."""
@@ -505,4 +506,4 @@ class LicenceModel:
             for app in lane:
                 if not app.withdrawn and app.rounds == 0:
                     self.rec.still_waiting(app.cls, app.submitted, self.n_days - app.submitted)
-        return self.rec
+        return self.rec.finish()

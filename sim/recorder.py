@@ -30,6 +30,7 @@ SEGMENT_SHIFT = 2
 N_SEGMENTS = N_CLASSES >> SEGMENT_SHIFT
 
 _BINS_PER_E = 400.0  # log-histogram resolution: quantiles good to 0.25 %
+_BLOCK = 4096  # values a segment's histogram takes at a time (memory stays bounded)
 
 
 def class_index(dest: int, trusted: bool, military: bool, group: int, renewal: bool) -> int:
@@ -65,12 +66,15 @@ class WaitHistogram:
     zeros: int = 0
     bins: dict[int, int] = field(default_factory=dict)
 
-    def add(self, x: float) -> None:
-        if x <= 1e-12:
-            self.zeros += 1
-        else:
-            k = math.floor(math.log(x) * _BINS_PER_E)
-            self.bins[k] = self.bins.get(k, 0) + 1
+    def add_block(self, x: np.ndarray) -> None:
+        """Add values: a zero count below 1e-12, else bin floor(400 ln x), one numpy pass."""
+        positive = x[x > 1e-12]
+        self.zeros += len(x) - len(positive)
+        keys, counts = np.unique(np.floor(np.log(positive) * _BINS_PER_E).astype(np.int64),
+                                 return_counts=True)
+        bins = self.bins
+        for k, v in zip(keys.tolist(), counts.tolist(), strict=True):
+            bins[k] = bins.get(k, 0) + v
 
     @property
     def n(self) -> int:
@@ -174,14 +178,27 @@ class Recorder:
         self.decided_n = [0] * N_CLASSES
         self.ttd_sum = [0.0] * N_CLASSES
         self.late_n = [0] * N_CLASSES
-        # per segment only (one histogram update per event): the overall ones are their sums
+        # per segment only: the overall ones are their sums. Values wait in a short list per
+        # segment and go into the histogram a block at a time (see finish)
         self.segment_waits = [WaitHistogram() for _ in range(N_SEGMENTS)]
         self.segment_ttd = [WaitHistogram() for _ in range(N_SEGMENTS)]  # times to decision
+        self._new_waits = [[] for _ in range(N_SEGMENTS)]
+        self._new_ttd = [[] for _ in range(N_SEGMENTS)]
         # applications still waiting for a first review at the end: their waits so far
         self.waiting_end_n = [0] * N_CLASSES
         self.waiting_end_sum = [0.0] * N_CLASSES
         self.waiting_end_max = [0.0] * N_CLASSES
         self.applications: list | None = [] if keep_applications else None
+
+    def finish(self) -> Recorder:
+        """The run is over: tally what is still waiting to go into the histograms."""
+        for hists, new in ((self.segment_waits, self._new_waits),
+                           (self.segment_ttd, self._new_ttd)):
+            for segment, values in enumerate(new):
+                if values:
+                    hists[segment].add_block(np.array(values))
+                    values.clear()
+        return self
 
     @property
     def wait_hist(self) -> WaitHistogram:
@@ -237,7 +254,11 @@ class Recorder:
         if submitted >= self.warmup:
             self.wait_sum[cls] += wait
             self.wait_n[cls] += 1
-            self.segment_waits[cls >> SEGMENT_SHIFT].add(wait)
+            new = self._new_waits[cls >> SEGMENT_SHIFT]
+            new.append(wait)
+            if len(new) == _BLOCK:
+                self.segment_waits[cls >> SEGMENT_SHIFT].add_block(np.array(new))
+                new.clear()
 
     def still_waiting(self, cls: int, submitted: float, age: float) -> None:
         """At the end of the run: an application not yet reviewed, waiting for ``age`` days."""
@@ -259,6 +280,10 @@ class Recorder:
         if submitted >= self.warmup and outcome != WITHDRAWN:
             self.decided_n[cls] += 1
             self.ttd_sum[cls] += t - submitted
-            self.segment_ttd[cls >> SEGMENT_SHIFT].add(t - submitted)
+            new = self._new_ttd[cls >> SEGMENT_SHIFT]
+            new.append(t - submitted)
+            if len(new) == _BLOCK:
+                self.segment_ttd[cls >> SEGMENT_SHIFT].add_block(np.array(new))
+                new.clear()
             if t > due:
                 self.late_n[cls] += 1

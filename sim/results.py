@@ -85,15 +85,23 @@ class Results:
         """
         rows = []
         dates = self.runs[0].daily["date"]
+        figures = ("pending", "approved", "arrivals")
+        # per run, each row's day (its position in `dates`), then per dimension sums by
+        # (value, day) with one bincount: a groupby over (value, date strings) costs ten times more
+        day_of_row = [pd.Index(dates).get_indexer(r.by_class["date"]) for r in self.runs]
         for dim in GROUP_DIMS:
-            per_run = [r.by_class.groupby([dim, "date"])[["pending", "approved", "arrivals"]]
-                       .sum() for r in self.runs]
-            values = sorted({v for t in per_run for v in t.index.get_level_values(0)}, key=str)
-            for value in values:
-                for figure in ("pending", "approved", "arrivals"):
-                    m = np.vstack([t[figure].get(value, pd.Series(dtype=float))
-                                   .reindex(dates, fill_value=0).to_numpy(dtype=float)
-                                   for t in per_run])
+            values = sorted({v for r in self.runs for v in r.by_class[dim].unique()}, key=str)
+            code = {v: i for i, v in enumerate(values)}
+            sums = {figure: np.zeros((self.n, len(values), len(dates))) for figure in figures}
+            for k, (r, day) in enumerate(zip(self.runs, day_of_row, strict=True)):
+                cell = r.by_class[dim].map(code).to_numpy() * len(dates) + day
+                for figure in figures:
+                    sums[figure][k] = np.bincount(
+                        cell, weights=r.by_class[figure].to_numpy(dtype=float),
+                        minlength=len(values) * len(dates)).reshape(len(values), len(dates))
+            for i, value in enumerate(values):
+                for figure in figures:
+                    m = sums[figure][:, i, :]
                     mean, low, high = band(m)
                     pred_low, pred_high = percentile_band(m)
                     rows.append(pd.DataFrame({"date": dates, "dimension": dim,
