@@ -51,31 +51,22 @@ def make_streams(seed: int, replication: int = 0) -> dict[str, np.random.Generat
             for name, child in zip(STREAMS, root.spawn(len(STREAMS)), strict=True)}
 
 
+def _stream(draw_block, size: int):
+    """An endless stream of variates, drawn ``size`` at a time: numpy is fast per block, slow
+    per call. A block is drawn when the one before is used up, as it would be one by one."""
+    while True:
+        yield from draw_block(size).tolist()
+
+
 class Draws:
-    """Variates from one generator, drawn in blocks: numpy is fast per block, slow per call."""
+    """Variates from one generator: ``exponential()``, ``uniform()`` and ``normal()`` give the
+    next standard variate of each kind (each kind is drawn in its own blocks)."""
 
     def __init__(self, rng: np.random.Generator, block: int = 2048):
-        self.rng, self.block = rng, block
-        self._e, self._u, self._z = [], [], []
-        self._ie = self._iu = self._iz = 0
-
-    def exponential(self) -> float:
-        if self._ie == len(self._e):
-            self._e, self._ie = self.rng.standard_exponential(self.block).tolist(), 0
-        self._ie += 1
-        return self._e[self._ie - 1]
-
-    def uniform(self) -> float:
-        if self._iu == len(self._u):
-            self._u, self._iu = self.rng.random(self.block).tolist(), 0
-        self._iu += 1
-        return self._u[self._iu - 1]
-
-    def normal(self) -> float:
-        if self._iz == len(self._z):
-            self._z, self._iz = self.rng.standard_normal(self.block).tolist(), 0
-        self._iz += 1
-        return self._z[self._iz - 1]
+        self.rng = rng
+        self.exponential = _stream(rng.standard_exponential, block).__next__
+        self.uniform = _stream(rng.random, block).__next__
+        self.normal = _stream(rng.standard_normal, block).__next__
 
 
 class Steps:

@@ -72,6 +72,11 @@ class Results:
     def by_class(self) -> pd.DataFrame:
         """Per day and class, the replication mean (classes absent from a run count as 0)."""
         keys = ["date", *[d for d, _ in CLASS_DIMS]]
+        if self.n == 1:  # each (date, class) once: sorting gives the groupby's rows, cheaper
+            table = self.runs[0].by_class.sort_values(keys, kind="stable", ignore_index=True)
+            numeric = [c for c in table.columns if c not in keys]
+            table[numeric] = table[numeric].astype(float)
+            return table
         table = pd.concat([r.by_class for r in self.runs], ignore_index=True)
         return (table.groupby(keys, sort=True).sum(numeric_only=True) / self.n).reset_index()
 
@@ -83,7 +88,7 @@ class Results:
         low/high: 95 % confidence band of the mean; pred_low/pred_high: 95 % predictive
         interval over replications (all four NaN with one replication).
         """
-        rows = []
+        blocks = []  # ((dimension, value, figure), (mean, low, high, pred_low, pred_high))
         dates = self.runs[0].daily["date"]
         figures = ("pending", "approved", "arrivals")
         # per run, each row's day (its position in `dates`), then per dimension sums by
@@ -102,13 +107,17 @@ class Results:
             for i, value in enumerate(values):
                 for figure in figures:
                     m = sums[figure][:, i, :]
-                    mean, low, high = band(m)
-                    pred_low, pred_high = percentile_band(m)
-                    rows.append(pd.DataFrame({"date": dates, "dimension": dim,
-                                              "value": str(value), "figure": figure,
-                                              "mean": mean, "low": low, "high": high,
-                                              "pred_low": pred_low, "pred_high": pred_high}))
-        return pd.concat(rows, ignore_index=True)
+                    blocks.append(((dim, str(value), figure), (*band(m), *percentile_band(m))))
+        # one frame from whole columns: a frame per block, then concat, costs three times more
+        n_dates, labels = len(dates), [label for label, _ in blocks]
+        table = {"date": np.tile(dates.to_numpy(dtype=object), len(blocks))}
+        for k, name in enumerate(("dimension", "value", "figure")):
+            table[name] = np.repeat(np.array([label[k] for label in labels], dtype=object),
+                                    n_dates)
+        for k, name in enumerate(("mean", "low", "high", "pred_low", "pred_high")):
+            table[name] = np.concatenate([columns[k] for _, columns in blocks]) if blocks \
+                else np.array([], dtype=float)
+        return pd.DataFrame(table)
 
     @cached_property
     def waits(self) -> WaitHistogram:
