@@ -202,6 +202,29 @@ class WorkingClock:
             return self.first_day + self.n_days + (w - self.n_working)
         return self._wday[k] + (w - k) if k >= 0 else float(self._wday[0])
 
+    def span(self, t: float, work: float) -> tuple[float, float, float]:
+        """Work of ``work`` working days taken up at calendar time ``t``: its start in working
+        time and its calendar start and end. The same arithmetic as ``to_work(t)``,
+        ``to_cal(to_work(t))`` and ``to_cal(to_work(t) + work)``, in one call (every review)."""
+        if self.identity:
+            return t, t, t + work
+        day = math.floor(t)
+        i = day - self.first_day
+        if i < 0:
+            w = 0.0
+        elif i >= self.n_days:
+            w = self.n_working + (t - self.first_day - self.n_days)
+        else:
+            w = self._cum[i] + ((t - day) if self._is_working[i] else 0.0)
+        out = [w]
+        for x in (w, w + work):
+            k = math.floor(x)
+            if k >= self.n_working:
+                out.append(self.first_day + self.n_days + (x - self.n_working))
+            else:
+                out.append(self._wday[k] + (x - k) if k >= 0 else float(self._wday[0]))
+        return out[0], out[1], out[2]
+
     def work_at_days(self, n: int) -> np.ndarray:
         """Working time at the start of calendar days 0..n-1."""
         if self.identity:

@@ -93,7 +93,7 @@ class Steps:
     def __call__(self, event) -> None:
         """The awaited event happened: resume the generator with its value."""
         try:
-            event = self._send(event.value)
+            event = self._send(event._value)  # as SimPy's Process does: the event has one
             while event.callbacks is None:
                 event = self._send(event.value)
         except StopIteration:
@@ -335,13 +335,13 @@ class LicenceModel:
             if total <= 0 or end <= regime.day:
                 continue
             mean_gap = 1.0 / total
-            to_cal = self.clock.to_cal if p.arrivals.working_days_only else float
+            to_cal = self.clock.to_cal if p.arrivals.working_days_only else None
             w, w_end = self._to_work(regime.day, p), self._to_work(end, p)
             while True:
                 w += draw.exponential() * mean_gap
                 if w >= w_end:
                     break
-                t = to_cal(w)
+                t = to_cal(w) if to_cal else w
                 yield env.timeout(t - env.now)
                 group = 1 if rates[0] == 0 else 0 if rates[1] == 0 else int(
                     draw.uniform() * total >= rates[0])
@@ -455,11 +455,7 @@ class LicenceModel:
         else:
             x = math.exp(self._ln_mu + self._ln_sigma * draw.normal())
         effort = self._effort[app.lane] * x
-        if clock.identity:
-            w0, start, end = now, now, now + effort
-        else:
-            w0 = clock.to_work(now)
-            start, end = clock.to_cal(w0), clock.to_cal(w0 + effort)
+        w0, start, end = clock.span(now, effort)
         if app.rounds == 0:
             app.review_start = start
             self.rec.first_review(app.cls, app.submitted, start - app.submitted)

@@ -269,21 +269,22 @@ class Recorder:
 
     def decided(self, cls: int, outcome: int, t: float, submitted: float, due: float) -> None:
         """An application leaves the pending stock (approved, denied or withdrawn) at t."""
-        self.outcomes[outcome][cls][int(t)] += 1
+        day = int(t)
+        self.outcomes[outcome][cls][day] += 1
         if submitted < self._cohort_t <= t:
-            self.cohort_out[int(t)] += 1
-        if t <= due:
-            if due < self.n_days:
-                self.late_add[cls][int(due)] -= 1
-        else:
-            self.late_sub[cls][int(t)] += 1
+            self.cohort_out[day] += 1
+        late = t > due
+        if late:
+            self.late_sub[cls][day] += 1
+        elif due < self.n_days:
+            self.late_add[cls][int(due)] -= 1
         if submitted >= self.warmup and outcome != WITHDRAWN:
             self.decided_n[cls] += 1
             self.ttd_sum[cls] += t - submitted
+            if late:
+                self.late_n[cls] += 1
             new = self._new_ttd[cls >> SEGMENT_SHIFT]
             new.append(t - submitted)
             if len(new) == _BLOCK:
                 self.segment_ttd[cls >> SEGMENT_SHIFT].add_block(np.array(new))
                 new.clear()
-            if t > due:
-                self.late_n[cls] += 1

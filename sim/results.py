@@ -96,10 +96,10 @@ class Results:
         day_of_row = [pd.Index(dates).get_indexer(r.by_class["date"]) for r in self.runs]
         for dim in GROUP_DIMS:
             values = sorted({v for r in self.runs for v in r.by_class[dim].unique()}, key=str)
-            code = {v: i for i, v in enumerate(values)}
             sums = {figure: np.zeros((self.n, len(values), len(dates))) for figure in figures}
             for k, (r, day) in enumerate(zip(self.runs, day_of_row, strict=True)):
-                cell = r.by_class[dim].map(code).to_numpy() * len(dates) + day
+                cell = pd.Categorical(r.by_class[dim], categories=values).codes.astype(
+                    np.int64) * len(dates) + day
                 for figure in figures:
                     sums[figure][k] = np.bincount(
                         cell, weights=r.by_class[figure].to_numpy(dtype=float),

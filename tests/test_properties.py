@@ -71,6 +71,18 @@ def test_round_trip_on_working_instants(clock, data):
 
 @CLOCK
 @given(clock=clocks(), data=st.data())
+def test_after_and_span_are_the_conversions_in_one_call(clock, data):
+    """The model's one-call forms give exactly (==) what the two conversions give, inside the
+    table and past either end of it."""
+    t = data.draw(st.floats(clock.first_day - 30.0, clock.first_day + clock.n_days + 30.0))
+    work = data.draw(st.floats(0.0, 400.0))
+    w = clock.to_work(t)
+    assert clock.after(t, work) == clock.to_cal(w + work)
+    assert clock.span(t, work) == (w, clock.to_cal(w), clock.to_cal(w + work))
+
+
+@CLOCK
+@given(clock=clocks(), data=st.data())
 def test_days_off_map_to_the_next_working_instant(clock, data):
     day = data.draw(st.integers(clock.first_day, clock.first_day + clock.n_days - 1))
     frac = data.draw(st.floats(0.0, 0.999))
