@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import yaml
 
 from sim import keys
+from sim.files import read_yaml
 from sim.params import CONFIG_DIR, Config
 from sim.validation import validate
 
@@ -32,7 +32,7 @@ def ensemble_members(params: Config) -> list[dict[str, Any]]:
     path = CONFIG_DIR / params.calibration.ensemble_file
     if not path.is_file():
         raise FileNotFoundError(f"calibration.ensemble_file={path}: no such file")
-    members = (yaml.safe_load(path.read_text()) or {}).get("members") or []
+    members = (read_yaml(path) or {}).get("members") or []
     if not members:
         raise ValueError(f"calibration.ensemble_file={path}: no members")
     return members

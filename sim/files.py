@@ -1,4 +1,4 @@
-"""Files at the edge: atomic writes and the package's version, for every module that writes.
+"""Files at the edge: atomic writes, YAML read fast, and the package's version.
 
 A file is either absent, as it was, or complete: :func:`atomic_write` writes a hidden
 temporary file and renames it onto the target.
@@ -10,6 +10,18 @@ import os
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+# PyYAML's LibYAML parser where it is built in (the wheels have it): the same objects as
+# yaml.safe_load, about seven times faster (the calibrated ensemble is read on every run)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's content, as ``yaml.safe_load`` reads it."""
+    return yaml.load(Path(path).read_text(), Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
 
 
 def package_version() -> str:

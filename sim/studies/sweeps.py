@@ -34,9 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sim.command_line import expand_sweep, override_value
+from sim.files import read_yaml
 from sim.keys import lookup
 
 SUMMARY_FILE = "sweep_summary.csv"
@@ -169,7 +168,7 @@ def planned_points(folder: Path) -> tuple[list[list[str]] | None, list[str], dic
     path = Path(folder) / "multirun.yaml"
     if not path.is_file():
         return None, [], info
-    cfg = yaml.safe_load(path.read_text()) or {}
+    cfg = read_yaml(path) or {}
     hydra = cfg.get("hydra", {}) or {}
     exclude = lookup(hydra, "job.config.override_dirname.exclude_keys")
     if exclude is not None:
@@ -241,7 +240,7 @@ def load_sweep(folder: str | Path, figures: Sequence[str] = FIGURES) -> Sweep:
     found = job_folders(folder)
     by_overrides: dict[tuple[str, ...], Path] = {}
     for job in found:
-        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []
+        overrides = read_yaml(job / ".hydra" / "overrides.yaml") or []
         by_overrides.setdefault(_kept([str(o) for o in overrides], exclude), job)
     values_of = _Values()
     notes = []

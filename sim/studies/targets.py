@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 
 from sim import policies
+from sim.files import read_yaml
 from sim.params import DESTINATIONS
 
 BASE_OUTPUTS = {
@@ -132,7 +133,7 @@ def read_section(path: str | Path, section: str, kind: type) -> Any:
     TargetsError with one line when the file cannot be read or the section is missing."""
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = read_yaml(path)
     except (OSError, yaml.YAMLError) as err:
         raise TargetsError(f"{path}: cannot read {section}: {str(err).splitlines()[0]}"
                            ) from None
