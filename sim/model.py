@@ -101,6 +101,28 @@ class Steps:
         event.callbacks.append(self)
 
 
+class Handoff:
+    """What a queued application waits on: fired by the official who takes it (with the
+    official's kind) or by its withdrawal (None), and resumed there and then.
+
+    A SimPy event would go through the event queue first, to be processed at the same
+    instant; nothing else can happen to the application in between, so the handoff skips the
+    trip (a third of the model's events when officials are busy).
+    """
+
+    __slots__ = ("callbacks", "_value", "triggered")
+
+    def __init__(self):
+        self.callbacks = []
+        self.triggered = False
+
+    def fire(self, value) -> None:
+        self.triggered, self._value = True, value
+        callbacks, self.callbacks = self.callbacks, None
+        for callback in callbacks:
+            callback(self)
+
+
 def _chance(draw: Draws, probability: float) -> bool:
     """A Bernoulli trial; certain outcomes use no random number (and cost nothing)."""
     if probability <= 0.0:
@@ -190,10 +212,10 @@ class OfficialPool:
             return 1 - first
         return None
 
-    def join_queue(self, app: Application, lane: int) -> simpy.Event:
-        """Queue in the lane: an event that fires with the official's kind, or None if the
+    def join_queue(self, app: Application, lane: int) -> Handoff:
+        """Queue in the lane: a handoff that fires with the official's kind, or None if the
         applicant withdraws first."""
-        event = simpy.Event(self.env)
+        event = Handoff()
         app.lane = lane
         app.event = event
         self._seq += 1
@@ -216,7 +238,7 @@ class OfficialPool:
                     continue
                 self.n_waiting -= 1
                 self.rec.queue_leave(self.env.now)
-                app.event.succeed(kind)
+                app.event.fire(kind)
                 return
         self.idle[kind] += 1
 
@@ -226,7 +248,7 @@ class OfficialPool:
             app.withdrawn = True
             self.n_waiting -= 1
             self.rec.queue_leave(self.env.now)
-            app.event.succeed(None)
+            app.event.fire(None)
 
 
 class LicenceModel:
@@ -427,9 +449,9 @@ class LicenceModel:
             self.draws["decision"], p.decision.deny_probability))
         self.decide(app, DENIED if denied else APPROVED)
 
-    def queue_for_official(self, app: Application, lane: int) -> simpy.Event:
-        """All officials are busy: queue in the lane. The event fires with the kind of official
-        who takes the application, or None if the applicant withdraws first."""
+    def queue_for_official(self, app: Application, lane: int) -> Handoff:
+        """All officials are busy: queue in the lane. The handoff fires with the kind of
+        official who takes the application, or None if the applicant withdraws first."""
         event = self.pool.join_queue(app, lane)
         w = self.p.withdrawal
         patience = w.patience_days
