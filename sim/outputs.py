@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sim.files import atomic_write, package_version, remove_stale_temporaries
@@ -25,12 +26,33 @@ __all__ = ["atomic_write", "is_complete", "package_version", "remove_stale_tempo
 
 def _cells(column: pd.Series, float_format: str) -> list[str]:
     """A column as CSV text, exactly as ``DataFrame.to_csv(float_format=...)`` writes it
-    (numbers through ``float_format``, missing values empty)."""
-    values = column.tolist()
-    if column.dtype.kind == "f":
-        return ["" if v is pd.NA or v != v else float_format % v for v in values]
+    (numbers through ``float_format``, missing values empty). Columns of numbers, booleans and
+    strings format each distinct value once: a long run's tables repeat theirs millions of
+    times."""
+    kind = column.dtype.kind
+    if kind == "f":
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+        cells = _each_distinct(values, lambda v: "" if v != v else float_format % v)
+        negative_zero = np.flatnonzero((values == 0) & np.signbit(values))  # one with 0.0
+        for i in negative_zero.tolist():
+            cells[i] = float_format % -0.0
+        return cells
+    if kind in "biu" and isinstance(column.dtype, np.dtype):  # numpy's, never missing
+        return _each_distinct(column.to_numpy(), str)
+    if kind == "O" and pd.api.types.infer_dtype(column, skipna=True) == "string":
+        codes, uniques = pd.factorize(column)  # missing: code -1
+        text = np.array([*map(str, uniques), ""], dtype=object)
+        return text[codes].tolist()
     return ["" if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v)
-            for v in values]
+            for v in column.tolist()]
+
+
+def _each_distinct(values: np.ndarray, text) -> list[str]:
+    """``[text(v) for v in values]``, calling ``text`` once per distinct value."""
+    if len(values) == 0:
+        return []
+    uniques, inverse = np.unique(values, return_inverse=True)
+    return np.array([text(u) for u in uniques.tolist()], dtype=object)[inverse].tolist()
 
 
 def write_csv(path: Path, table: pd.DataFrame, float_format: str = "%.6g") -> None:

@@ -23,6 +23,10 @@ def test_csv_bytes_equal_pandas(tmp_path):
         "maybe": [None if i % 3 else i for i in range(n)],
         "job": pd.array([None if i % 5 == 0 else i for i in range(n)], dtype="Int64"),
         "share": pd.array([None if i % 7 == 0 else i / 7 for i in range(n)], dtype="Float64"),
+        # values repeated (each distinct value is formatted once): zeros of both signs
+        "zeros": np.resize([0.0, -0.0, 0.0, np.nan, 1.5, -1.5, 1e-7], n),
+        "where": [None if i % 4 == 0 else ["US", "EU", "a,b"][i % 3] for i in range(n)],
+        "small": rng.integers(0, 3, n).astype(np.uint8),
     })
     for fmt in ("%.6g", "%.17g"):
         write_csv(tmp_path / "ours.csv", table, float_format=fmt)
