@@ -1,4 +1,5 @@
-"""The licence process as SimPy processes.
+"""The licence process as SimPy processes (an application's path: a generator of SimPy events,
+run by :class:`Steps`).
 
 An application is submitted, passes the intake check, waits for an official, is reviewed
 (perhaps sent back for more documents and reviewed again), perhaps goes to other agencies for
