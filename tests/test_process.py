@@ -327,3 +327,47 @@ def test_scenarios_differ_in_the_expected_direction():
     assert more["peak_pending"] < base["peak_pending"]
     assert more["mean_wait_days"] < base["mean_wait_days"]
     assert more["clearance"]["clearance_date"] < base["clearance"]["clearance_date"]
+
+
+# -- the light process and the handoff ------------------------------------------------------------
+def test_steps_runs_a_path_as_simpy_would():
+    """Steps starts the generator at once, resumes it with each event's value at the event's
+    time, goes straight on past an event already processed, and ends quietly."""
+    import simpy
+
+    from sim.model import Handoff, Steps
+
+    env = simpy.Environment()
+    seen = []
+    done = env.timeout(0, value="old")
+    env.run()  # `done` is processed: yielding it again must not wait
+
+    def path():
+        seen.append(("start", env.now))
+        value = yield env.timeout(2.5, value="a")
+        seen.append((value, env.now))
+        value = yield done
+        seen.append((value, env.now))
+        handoff = Handoff()
+        env.timeout(1.0).callbacks.append(lambda _: handoff.fire("taken"))
+        value = yield handoff
+        seen.append((value, env.now))
+
+    Steps(path())
+    assert seen == [("start", 0)]  # started at once, no start event
+    env.run()
+    assert seen == [("start", 0), ("a", 2.5), ("old", 2.5), ("taken", 3.5)]
+
+
+def test_a_handoff_resumes_the_waiting_path_before_fire_returns():
+    from sim.model import Handoff, Steps
+
+    handoff, order = Handoff(), []
+
+    def waiting():
+        order.append((yield handoff))
+
+    Steps(waiting())
+    handoff.fire(7)
+    order.append("after fire")
+    assert order == [7, "after fire"] and handoff.triggered and handoff.callbacks is None
