@@ -208,14 +208,7 @@ class WorkingClock:
         ``to_cal(to_work(t))`` and ``to_cal(to_work(t) + work)``, in one call (every review)."""
         if self.identity:
             return t, t, t + work
-        day = math.floor(t)
-        i = day - self.first_day
-        if i < 0:
-            w = 0.0
-        elif i >= self.n_days:
-            w = self.n_working + (t - self.first_day - self.n_days)
-        else:
-            w = self._cum[i] + ((t - day) if self._is_working[i] else 0.0)
+        w = self.to_work(t)
         out = [w]
         for x in (w, w + work):
             k = math.floor(x)

@@ -13,9 +13,11 @@ plain arrays (see :class:`sim.recorder.Recorder`).
 
 from __future__ import annotations
 
+import gc
 import math
 from bisect import bisect_right
 from collections import deque
+from contextlib import contextmanager
 from itertools import accumulate
 
 import numpy as np
@@ -122,6 +124,24 @@ class Handoff:
         callbacks, self.callbacks = self.callbacks, None
         for callback in callbacks:
             callback(self)
+
+
+@contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off while the model runs, then as it was.
+
+    A run frees what it is done with by reference counting: an application's path holds no
+    reference cycle (tests/test_process.py checks that a run leaves none behind but what
+    the finished model itself holds). The collector would find nothing, yet walk every
+    live application again and again: with 50,000 waiting it cost 40 % of the run.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _chance(draw: Draws, probability: float) -> bool:
@@ -511,7 +531,8 @@ class LicenceModel:
             # A surge before the start is already in the initial backlog, if anywhere.
             if controlled and s.size > 0 and 0 <= day < self.n_days:
                 env.process(self.surge(s.size, s.decay_days, day, group))
-        env.run(until=self.n_days)
+        with collector_paused():
+            env.run(until=self.n_days)
         for lane in self.pool.lanes:  # censored waits: still waiting for a first review
             for app in lane:
                 if not app.withdrawn and app.rounds == 0:
