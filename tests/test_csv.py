@@ -19,7 +19,7 @@ def test_csv_bytes_equal_pandas(tmp_path):
         "count": rng.integers(-5, 10**9, n),
         "x": x,
         "flag": rng.random(n) < 0.5,
-        "text": rng.choice(["US", "a,b", 'say "hi"', "line\nbreak", ""], n),
+        "text": rng.choice(["US", "a,b", 'say "hi"', "line\nbreak", "", "cr\rhere", " pad "], n),
         "maybe": [None if i % 3 else i for i in range(n)],
         "job": pd.array([None if i % 5 == 0 else i for i in range(n)], dtype="Int64"),
         "share": pd.array([None if i % 7 == 0 else i / 7 for i in range(n)], dtype="Float64"),
@@ -31,6 +31,11 @@ def test_csv_bytes_equal_pandas(tmp_path):
     for fmt in ("%.6g", "%.17g"):
         write_csv(tmp_path / "ours.csv", table, float_format=fmt)
         table.to_csv(tmp_path / "pandas.csv", index=False, float_format=fmt)
+        assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+    for single in (pd.DataFrame({"only": ["", "a", "", "b,c", "x\ry"]}),
+                   pd.DataFrame({"only": [1.5, np.nan, 2.0]}), pd.DataFrame({"a b": []})):
+        write_csv(tmp_path / "ours.csv", single)
+        single.to_csv(tmp_path / "pandas.csv", index=False, float_format="%.6g")
         assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
     empty = pd.DataFrame(columns=["date", "pending"])
     write_csv(tmp_path / "ours.csv", empty)
