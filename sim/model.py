@@ -1,5 +1,5 @@
 """The licence process as SimPy processes (an application's path: a generator of SimPy events,
-run by :class:`Steps`).
+run by :class:`sim.engine.Steps`).
 
 An application is submitted, passes the intake check, waits for an official, is reviewed
 (perhaps sent back for more documents and reviewed again), perhaps goes to other agencies for
@@ -13,11 +13,9 @@ plain arrays (see :class:`sim.recorder.Recorder`).
 
 from __future__ import annotations
 
-import gc
 import math
 from bisect import bisect_right
 from collections import deque
-from contextlib import contextmanager
 from itertools import accumulate
 
 import numpy as np
@@ -25,6 +23,7 @@ import simpy
 
 from sim import policies
 from sim.calendar import WorkingClock
+from sim.engine import Draws, Handoff, Steps, collector_paused
 from sim.params import (
     DESTINATIONS,
     ELEMENT_GROUPS,
@@ -52,96 +51,6 @@ def make_streams(seed: int, replication: int = 0) -> dict[str, np.random.Generat
     root = np.random.SeedSequence(seed, spawn_key=(replication,))
     return {name: np.random.Generator(np.random.PCG64(child))
             for name, child in zip(STREAMS, root.spawn(len(STREAMS)), strict=True)}
-
-
-def _stream(draw_block, size: int):
-    """An endless stream of variates, drawn ``size`` at a time: numpy is fast per block, slow
-    per call. A block is drawn when the one before is used up, as it would be one by one."""
-    while True:
-        yield from draw_block(size).tolist()
-
-
-class Draws:
-    """Variates from one generator: ``exponential()``, ``uniform()`` and ``normal()`` give the
-    next standard variate of each kind (each kind is drawn in its own blocks)."""
-
-    def __init__(self, rng: np.random.Generator, block: int = 2048):
-        self.rng = rng
-        self.exponential = _stream(rng.standard_exponential, block).__next__
-        self.uniform = _stream(rng.random, block).__next__
-        self.normal = _stream(rng.standard_normal, block).__next__
-
-
-class Steps:
-    """A generator of SimPy events run as a light process: started at once, resumed from the
-    callbacks of each event it yields.
-
-    SimPy's ``Process`` costs two events more (one to start, one to end) and a larger heap;
-    for an application's path nobody waits for either, and they were a third of its events.
-    Long-lived processes (arrivals, the timeline) stay SimPy processes.
-    """
-
-    __slots__ = ("_send",)
-
-    def __init__(self, generator):
-        self._send = generator.send
-        try:
-            event = self._send(None)
-            while event.callbacks is None:  # already processed: go on at once, as SimPy does
-                event = self._send(event.value)
-        except StopIteration:
-            return
-        event.callbacks.append(self)
-
-    def __call__(self, event) -> None:
-        """The awaited event happened: resume the generator with its value."""
-        try:
-            event = self._send(event._value)  # as SimPy's Process does: the event has one
-            while event.callbacks is None:
-                event = self._send(event.value)
-        except StopIteration:
-            return
-        event.callbacks.append(self)
-
-
-class Handoff:
-    """What a queued application waits on: fired by the official who takes it (with the
-    official's kind) or by its withdrawal (None), and resumed there and then.
-
-    A SimPy event would go through the event queue first, to be processed at the same
-    instant; nothing else can happen to the application in between, so the handoff skips the
-    trip (a third of the model's events when officials are busy).
-    """
-
-    __slots__ = ("callbacks", "_value", "triggered")
-
-    def __init__(self):
-        self.callbacks = []
-        self.triggered = False
-
-    def fire(self, value) -> None:
-        self.triggered, self._value = True, value
-        callbacks, self.callbacks = self.callbacks, None
-        for callback in callbacks:
-            callback(self)
-
-
-@contextmanager
-def collector_paused():
-    """Python's cyclic garbage collector off while the model runs, then as it was.
-
-    A run frees what it is done with by reference counting: an application's path holds no
-    reference cycle (tests/test_process.py checks that a run leaves none behind but what
-    the finished model itself holds). The collector would find nothing, yet walk every
-    live application again and again: with 50,000 waiting it cost 40 % of the run.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _chance(draw: Draws, probability: float) -> bool:

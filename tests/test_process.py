@@ -335,7 +335,7 @@ def test_steps_runs_a_path_as_simpy_would():
     time, goes straight on past an event already processed, and ends quietly."""
     import simpy
 
-    from sim.model import Handoff, Steps
+    from sim.engine import Handoff, Steps
 
     env = simpy.Environment()
     seen = []
@@ -360,7 +360,7 @@ def test_steps_runs_a_path_as_simpy_would():
 
 
 def test_a_handoff_resumes_the_waiting_path_before_fire_returns():
-    from sim.model import Handoff, Steps
+    from sim.engine import Handoff, Steps
 
     handoff, order = Handoff(), []
 
@@ -374,7 +374,7 @@ def test_a_handoff_resumes_the_waiting_path_before_fire_returns():
 
 
 def test_a_run_leaves_no_reference_cycle_behind():
-    """The model runs with the cyclic collector paused (model.collector_paused): that is only
+    """The model runs with the cyclic collector paused (engine.collector_paused): that is only
     sound if an application's path holds no reference cycle, so that reference counting frees
     every finished application. A run of every mechanism (intake, rounds, stages,
     consultation, renewals, withdrawal with its own patience, the dedicated lane, applications
