@@ -197,6 +197,8 @@ class LicenceModel:
         self.pool = OfficialPool(self.env, self.rec)
         self.green_open = False
         self._next_id = 0
+        self._renewals = deque()  # (due time, application renewed), in order of due time
+        Steps(self.renewals_due())  # waits, without an event, for the first licence to renew
         self._apply(self.regimes[0])
 
     # -- parameters over time -------------------------------------------------------------
@@ -325,9 +327,35 @@ class LicenceModel:
             app = self.new_application(0, -w)
             self.submit(app, accepted=True)
 
-    def renewal(self, app: Application, t: float):
+    def renewal(self, app: Application, t: float) -> None:
+        """The licence approved for ``app`` comes back for renewal at ``t``.
+
+        Licences run for months: a timer per licence would keep thousands of entries in the
+        event queue, which every other event pays for. Renewals due in order (the usual case:
+        same term, later approval) wait in one line behind a single timer instead."""
+        line = self._renewals
+        if line and t < line[-1][0]:  # due before the last in line (a shorter term since)
+            Steps(self._renew_at(app, t))
+            return
+        line.append((t, app))
+        if not self._renewals_woken.triggered:  # the line was empty: its process waits
+            self._renewals_woken.fire(None)
+
+    def _renew_at(self, app: Application, t: float):
         yield self.env.timeout(t - self.env.now)
         self.submit(self.new_application(app.group, t, renewal_of=app))
+
+    def renewals_due(self):
+        """The line of renewals: each is submitted when due, the first in line timed."""
+        line, env = self._renewals, self.env
+        while True:
+            if not line:
+                self._renewals_woken = Handoff()
+                yield self._renewals_woken
+            t, app = line[0]
+            yield env.timeout(t - env.now)
+            line.popleft()
+            self.submit(self.new_application(app.group, t, renewal_of=app))
 
     # -- the application's path --------------------------------------------------------------
     def application(self, app: Application, accepted: bool):
@@ -422,7 +450,7 @@ class LicenceModel:
         if outcome == APPROVED and lic.renewal_share > 0:
             t = now + lic.term_days - lic.renewal_lead_days
             if t < self.n_days and _chance(self.draws["renewal"], lic.renewal_share):
-                Steps(self.renewal(app, t))
+                self.renewal(app, t)
 
     # -- run ------------------------------------------------------------------------------------
     def run(self) -> Recorder:

@@ -168,6 +168,25 @@ def test_renewals_arrive_term_minus_lead_after_approval():
     assert share == pytest.approx(0.5, abs=0.1)
 
 
+def test_renewals_keep_their_own_term_when_the_term_shortens():
+    """Renewals wait in one line behind one timer while they fall due in order; a licence
+    approved after the term shortened falls due before those already in line and is timed
+    apart. Each still comes back term - lead after its own approval, under the term in force
+    when it was approved."""
+    p = params(*QUIET, "end_date=2026-03-31", "licence.renewal_share=1",
+               "licence.term_days=200", "licence.renewal_lead_days=20", "officials.count=40",
+               "output.applications=true",
+               "+timeline.short={date:'2025-07-01',label:short,changes:{licence.term_days:60}}")
+    apps = apps_of(simulate(p)).set_index("id")
+    renewals = apps[apps["renewal"]]
+    parents = apps.loc[renewals["renews"].astype(int)]
+    short = (pd.to_datetime(p.start_date) + pd.to_timedelta(parents["decided_day"], "D")
+             >= pd.Timestamp("2025-07-01")).to_numpy()
+    assert short.sum() > 100 and (~short).sum() > 100  # both terms seen
+    expected = parents["decided_day"].to_numpy() + np.where(short, 40, 180)
+    np.testing.assert_allclose(renewals["submitted_day"].to_numpy(), expected, atol=1e-9)
+
+
 def test_incomplete_files_come_back_and_are_counted():
     p = params(*QUIET, "end_date=2025-12-31", "incomplete.probability=0.5",
                "incomplete.response_mean_days=5", "officials.count=150",
