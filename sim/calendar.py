@@ -204,19 +204,11 @@ class WorkingClock:
 
     def span(self, t: float, work: float) -> tuple[float, float, float]:
         """Work of ``work`` working days taken up at calendar time ``t``: its start in working
-        time and its calendar start and end. The same arithmetic as ``to_work(t)``,
-        ``to_cal(to_work(t))`` and ``to_cal(to_work(t) + work)``, in one call (every review)."""
+        time and its calendar start and end (every review)."""
         if self.identity:
             return t, t, t + work
         w = self.to_work(t)
-        out = [w]
-        for x in (w, w + work):
-            k = math.floor(x)
-            if k >= self.n_working:
-                out.append(self.first_day + self.n_days + (x - self.n_working))
-            else:
-                out.append(self._wday[k] + (x - k) if k >= 0 else float(self._wday[0]))
-        return out[0], out[1], out[2]
+        return w, self.to_cal(w), self.to_cal(w + work)
 
     def work_at_days(self, n: int) -> np.ndarray:
         """Working time at the start of calendar days 0..n-1."""

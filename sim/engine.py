@@ -46,23 +46,26 @@ class Steps:
 
     def __init__(self, generator):
         self._send = generator.send
-        try:
-            event = self._send(None)
-            while event.callbacks is None:  # already processed: go on at once, as SimPy does
-                event = self._send(event.value)
-        except StopIteration:
-            return
-        event.callbacks.append(self)
+        self(_START)
 
     def __call__(self, event) -> None:
         """The awaited event happened: resume the generator with its value."""
         try:
-            event = self._send(event._value)  # as SimPy's Process does: the event has one
-            while event.callbacks is None:
-                event = self._send(event.value)
+            event = self._send(event._value)  # as SimPy's Process reads it
+            while event.callbacks is None:  # already processed: go on at once, as SimPy does
+                event = self._send(event._value)
         except StopIteration:
             return
         event.callbacks.append(self)
+
+
+class _Start:
+    """Stands for the event a path starts on: its value is the generator's first send."""
+
+    _value = None
+
+
+_START = _Start()
 
 
 class Handoff:

@@ -343,6 +343,9 @@ class LicenceModel:
 
     def _renew_at(self, app: Application, t: float):
         yield self.env.timeout(t - self.env.now)
+        self._renewed(app, t)
+
+    def _renewed(self, app: Application, t: float) -> None:
         self.submit(self.new_application(app.group, t, renewal_of=app))
 
     def renewals_due(self):
@@ -355,7 +358,7 @@ class LicenceModel:
             t, app = line[0]
             yield env.timeout(t - env.now)
             line.popleft()
-            self.submit(self.new_application(app.group, t, renewal_of=app))
+            self._renewed(app, t)
 
     # -- the application's path --------------------------------------------------------------
     def application(self, app: Application, accepted: bool):

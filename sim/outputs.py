@@ -45,10 +45,8 @@ def _cells(column: pd.Series, float_format: str) -> list[str]:
         codes, uniques = pd.factorize(column)  # missing: code -1
         text = np.array([*map(_quoted, map(str, uniques)), ""], dtype=object)
         return text[codes].tolist()
-    quoted: dict[str, str] = {}
     return ["" if v is None or v is pd.NA or (isinstance(v, float) and v != v)
-            else quoted.get(str(v)) or quoted.setdefault(str(v), _quoted(str(v)))
-            for v in column.tolist()]
+            else _quoted(str(v)) for v in column.tolist()]
 
 
 def _quoted(text: str) -> str:

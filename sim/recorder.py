@@ -106,6 +106,12 @@ class WaitHistogram:
         return math.exp((max(self.bins) + 0.5) / _BINS_PER_E)
 
 
+def _tally(hist: WaitHistogram, values: list[float]) -> None:
+    """Move the values waiting in ``values`` into the histogram."""
+    hist.add_block(np.array(values))
+    values.clear()
+
+
 class DayEvents:
     """Count and time-sum of events per day bucket (for interval areas and end-of-day counts)."""
 
@@ -194,10 +200,9 @@ class Recorder:
         """The run is over: tally what is still waiting to go into the histograms."""
         for hists, new in ((self.segment_waits, self._new_waits),
                            (self.segment_ttd, self._new_ttd)):
-            for segment, values in enumerate(new):
+            for hist, values in zip(hists, new, strict=True):
                 if values:
-                    hists[segment].add_block(np.array(values))
-                    values.clear()
+                    _tally(hist, values)
         return self
 
     @property
@@ -257,8 +262,7 @@ class Recorder:
             new = self._new_waits[cls >> SEGMENT_SHIFT]
             new.append(wait)
             if len(new) == _BLOCK:
-                self.segment_waits[cls >> SEGMENT_SHIFT].add_block(np.array(new))
-                new.clear()
+                _tally(self.segment_waits[cls >> SEGMENT_SHIFT], new)
 
     def still_waiting(self, cls: int, submitted: float, age: float) -> None:
         """At the end of the run: an application not yet reviewed, waiting for ``age`` days."""
@@ -286,5 +290,4 @@ class Recorder:
             new = self._new_ttd[cls >> SEGMENT_SHIFT]
             new.append(t - submitted)
             if len(new) == _BLOCK:
-                self.segment_ttd[cls >> SEGMENT_SHIFT].add_block(np.array(new))
-                new.clear()
+                _tally(self.segment_ttd[cls >> SEGMENT_SHIFT], new)
