@@ -31,14 +31,20 @@ def _cells(column: pd.Series, float_format: str) -> list[str]:
     (numbers through ``float_format``, missing values empty). Columns of numbers, booleans and
     strings format each distinct value once: a long run's tables repeat theirs millions of
     times."""
+    if isinstance(column.dtype, pd.CategoricalDtype):  # each category once; missing: code -1
+        # as pandas writes a category: its str (no float_format), quoted where needed
+        text = [*(_quoted(str(v)) for v in column.cat.categories.tolist()), ""]
+        return np.array(text, dtype=object)[column.cat.codes.to_numpy()].tolist()
     kind = column.dtype.kind
     if kind == "f":
         values = column.to_numpy(dtype=float, na_value=np.nan)
-        cells = _each_distinct(values, lambda v: "" if v != v else float_format % v)
-        negative_zero = np.flatnonzero((values == 0) & np.signbit(values))  # one with 0.0
-        for i in negative_zero.tolist():
-            cells[i] = float_format % -0.0
-        return cells
+        codes, uniques = pd.factorize(values)  # missing: code -1
+        cells = np.array([*(float_format % v for v in uniques.tolist()), ""],
+                         dtype=object)[codes]
+        zero = values == 0  # 0.0 and -0.0 are one value to factorize, not to the format
+        cells[zero & np.signbit(values)] = float_format % -0.0
+        cells[zero & ~np.signbit(values)] = float_format % 0.0
+        return cells.tolist()
     if kind in "biu" and isinstance(column.dtype, np.dtype):  # numpy's, never missing
         return _each_distinct(column.to_numpy(), str)
     if kind == "O" and pd.api.types.infer_dtype(column, skipna=True) == "string":

@@ -26,6 +26,7 @@ from sim.stats import band, mean_ci, percentile_band, predictive_interval
 BAND_COLUMNS = ("pending", "approved", "denied", "withdrawn", "arrivals", "waiting",
                 "past_statutory_limit", "cohort_pending")
 GROUP_DIMS = ("destination", "trusted", "military")
+BAND_FIGURES = ("mean", "low", "high", "pred_low", "pred_high")  # group_bands' numbers
 BANDS_NOTE = ("ci95: 95 % confidence interval of the replication mean (t); "
               "predictive95: 2.5-97.5 percentiles over replications")
 
@@ -108,16 +109,22 @@ class Results:
                 for figure in figures:
                     m = sums[figure][:, i, :]
                     blocks.append(((dim, str(value), figure), (*band(m), *percentile_band(m))))
-        # one frame from whole columns: a frame per block, then concat, costs three times more
+        # One frame from one block of numbers (no copy) and categorical labels (a code per
+        # row, each label once): a million-row run would otherwise copy its numbers again and a
+        # million text references per label column; write_csv formats a category once.
         n_dates, labels = len(dates), [label for label, _ in blocks]
-        table = {"date": np.tile(dates.to_numpy(dtype=object), len(blocks))}
+        numbers = np.empty((len(blocks) * n_dates, len(BAND_FIGURES)), order="F")
+        for b, (_, columns) in enumerate(blocks):
+            numbers[b * n_dates:(b + 1) * n_dates] = np.column_stack(columns)
+        table = pd.DataFrame(numbers, columns=list(BAND_FIGURES), copy=False)
+        table.insert(0, "date", pd.Categorical.from_codes(
+            np.tile(np.arange(n_dates), len(blocks)), categories=pd.Index(dates)))
         for k, name in enumerate(("dimension", "value", "figure")):
-            table[name] = np.repeat(np.array([label[k] for label in labels], dtype=object),
-                                    n_dates)
-        for k, name in enumerate(("mean", "low", "high", "pred_low", "pred_high")):
-            table[name] = np.concatenate([columns[k] for _, columns in blocks]) if blocks \
-                else np.array([], dtype=float)
-        return pd.DataFrame(table)
+            names = list(dict.fromkeys(label[k] for label in labels))
+            codes = np.array([names.index(label[k]) for label in labels], dtype=np.int64)
+            table.insert(k + 1, name, pd.Categorical.from_codes(
+                np.repeat(codes, n_dates), categories=pd.Index(names, dtype="str")))
+        return table
 
     @cached_property
     def waits(self) -> WaitHistogram:

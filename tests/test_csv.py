@@ -25,6 +25,12 @@ def test_csv_bytes_equal_pandas(tmp_path):
         "share": pd.array([None if i % 7 == 0 else i / 7 for i in range(n)], dtype="Float64"),
         # values repeated (each distinct value is formatted once): zeros of both signs
         "zeros": np.resize([0.0, -0.0, 0.0, np.nan, 1.5, -1.5, 1e-7], n),
+        "negative_zero_first": np.resize([-0.0, 0.0, np.nan, 0.0, 2.0], n),
+        # categorical columns (daily_by_group's labels): each category formatted once
+        "label": pd.Categorical([None if i % 6 == 0 else ["US", "a,b", "x\ry"][i % 3]
+                                 for i in range(n)], categories=["x\ry", "US", "a,b", "unused"]),
+        "label_bool": pd.Categorical(rng.random(n) < 0.3),
+        "label_float": pd.Categorical(np.resize([1.5, 2.25, np.nan, 1e-7], n)),
         "where": [None if i % 4 == 0 else ["US", "EU", "a,b"][i % 3] for i in range(n)],
         "small": rng.integers(0, 3, n).astype(np.uint8),
     })
