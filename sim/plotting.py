@@ -177,18 +177,20 @@ def groups_figure(params: Config, group_bands: pd.DataFrame, dimension: str, ax=
     table = group_bands[(group_bands["dimension"] == dimension)
                         & (group_bands["figure"] == figure)]
     predictive = "pred_low" in table and table["pred_low"].notna().any()
-    banded = table["low"].notna().any()
-    for i, (value, g) in enumerate(table.groupby("value", sort=True)):
-        dates = pd.to_datetime(g["date"])
+    banded = table["low"].notna().any()  # not with one replication: nothing to draw
+    table = table.assign(date=pd.to_datetime(table["date"]))  # parsed once, not per group
+    for i, (value, g) in enumerate(table.groupby("value", sort=True, observed=True)):
+        dates = g["date"]
         color = PALETTE[i % len(PALETTE)]
         label = {"True": f"{dimension}", "False": f"not {dimension}"}.get(value, value)
         ax.plot(dates, g["mean"], color=color, lw=1.6, label=label, zorder=3)
         if predictive:
             _band(ax, dates, g["pred_low"], g["pred_high"], color, PREDICTIVE_BAND)
-        _band(ax, dates, g["low"], g["high"], color, MEAN_BAND, zorder=2)
+        if banded:
+            _band(ax, dates, g["low"], g["high"], color, MEAN_BAND, zorder=2)
     _band_entries(ax, banded, predictive_label(params) if predictive else None)
     ax.set_ylim(bottom=0)
-    key = draw_events(ax, params, pd.to_datetime(table["date"].drop_duplicates()))
+    key = draw_events(ax, params, table["date"].drop_duplicates())
     ax.set_title(f"Applications {figure} by {dimension}: scenario '{params.name}'")
     ax.set_ylabel(f"applications {figure}")
     _count_axis(ax)
