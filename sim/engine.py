@@ -1,18 +1,21 @@
 """What the model runs on besides SimPy itself: variates drawn in blocks, light processes,
-handoffs, and the garbage collector paused for a run.
+light timers, handoffs, and the garbage collector paused for a run.
 
 Each exists because the plain form costs more per application and buys nothing here (see
 ``benchmarks/bench_run.py``): a numpy call per variate, SimPy's ``Process`` (an event to
-start and one to end, which nobody waits for), a SimPy event for a handoff that happens at
-once, and a collector that walks every live application to find no cycle.
+start and one to end, which nobody waits for), a dictionary per timeout, a SimPy event for a
+handoff that happens at once, and a collector that walks every live application to find no
+cycle.
 """
 
 from __future__ import annotations
 
 import gc
 from contextlib import contextmanager
+from heapq import heappush
 
 import numpy as np
+from simpy.events import NORMAL
 
 
 def _stream(draw_block, size: int):
@@ -88,6 +91,27 @@ class Handoff:
         callbacks, self.callbacks = self.callbacks, None
         for callback in callbacks:
             callback(self)
+
+
+class Timer:
+    """SimPy's ``env.timeout(delay)`` with only what an event in the queue needs.
+
+    SimPy's ``Timeout`` carries an instance dictionary, its environment, delay and value; a
+    Timer has one slot. It goes into the environment's queue exactly as a Timeout schedules
+    itself (its time, normal priority, the next event id), so the order of events, and every
+    result, are the same (``tests/test_process.py``). It reads SimPy 4's ``Environment``
+    internals (``_queue``, ``_now``, ``_eid``), as ``Steps`` reads ``_value``.
+    """
+
+    __slots__ = ("callbacks",)
+    _value = None
+    _ok = True
+
+    def __init__(self, env, delay: float):
+        if delay < 0:
+            raise ValueError(f"Negative delay {delay}")
+        self.callbacks = []
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), self))
 
 
 @contextmanager

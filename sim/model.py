@@ -23,7 +23,7 @@ import simpy
 
 from sim import policies
 from sim.calendar import WorkingClock
-from sim.engine import Draws, Handoff, Steps, collector_paused
+from sim.engine import Draws, Handoff, Steps, Timer, collector_paused
 from sim.params import (
     DESTINATIONS,
     ELEMENT_GROUPS,
@@ -239,7 +239,7 @@ class LicenceModel:
 
     def timeline(self):
         for regime in self.regimes[1:]:
-            yield self.env.timeout(regime.day - self.env.now)
+            yield Timer(self.env, regime.day - self.env.now)
             self._apply(regime)
 
     def lane_of(self, app: Application) -> int:
@@ -296,7 +296,7 @@ class LicenceModel:
                 if w >= w_end:
                     break
                 t = to_cal(w) if to_cal else w
-                yield env.timeout(t - env.now)
+                yield Timer(env, t - env.now)
                 group = 1 if rates[0] == 0 else 0 if rates[1] == 0 else int(
                     draw.uniform() * total >= rates[0])
                 self.submit(self.new_application(group, t))
@@ -304,7 +304,7 @@ class LicenceModel:
     def surge(self, size: float, decay: float, start: float, group: int):
         """Pent-up filings: intensity size/decay * exp(-(w - w0)/decay), drawn sequentially."""
         draw = self.draws["arrivals"]
-        yield self.env.timeout(max(start - self.env.now, 0.0))
+        yield Timer(self.env, max(start - self.env.now, 0.0))
         p = self.p
         w0 = self._to_work(start, p)
         filed = 0.0  # cumulative intensity so far
@@ -316,7 +316,7 @@ class LicenceModel:
             t = self._to_cal(w, p)
             if t >= self.n_days:
                 return
-            yield self.env.timeout(t - self.env.now)
+            yield Timer(self.env, t - self.env.now)
             self.submit(self.new_application(group, t))
 
     def initial_backlog(self) -> None:
@@ -342,7 +342,7 @@ class LicenceModel:
             self._renewals_woken.fire(None)
 
     def _renew_at(self, app: Application, t: float):
-        yield self.env.timeout(t - self.env.now)
+        yield Timer(self.env, t - self.env.now)
         self._renewed(app, t)
 
     def _renewed(self, app: Application, t: float) -> None:
@@ -356,7 +356,7 @@ class LicenceModel:
                 self._renewals_woken = Handoff()
                 yield self._renewals_woken
             t, app = line[0]
-            yield env.timeout(t - env.now)
+            yield Timer(env, t - env.now)
             line.popleft()
             self._renewed(app, t)
 
@@ -365,7 +365,7 @@ class LicenceModel:
         env, p, clock = self.env, self.p, self.clock
         if not accepted and p.intake.mean_working_days > 0:
             delay = p.intake.mean_working_days * self.draws["intake"].exponential()
-            yield env.timeout(clock.after(env.now, delay) - env.now)
+            yield Timer(env, clock.after(env.now, delay) - env.now)
         app.accepted = accepted_at = app.submitted if accepted else env.now
         limit = self.p.statutory.working_days
         app.due = clock.after(accepted_at, limit)
@@ -386,7 +386,7 @@ class LicenceModel:
                 official = yield self.queue_for_official(app, lane)
                 if official is None:
                     return self.decide(app, WITHDRAWN)
-            yield env.timeout(self.review(app))
+            yield Timer(env, self.review(app))
             self.pool.release(official)
             p = self.p
             if p.incomplete.probability <= 0 or not _chance(self.draws["incomplete"],
@@ -394,17 +394,17 @@ class LicenceModel:
                 break
             app.rounds += 1  # more documents requested; the applicant answers, then requeues
             self.rec.rounds[app.cls] += 1
-            yield env.timeout(p.incomplete.response_mean_days
+            yield Timer(env, p.incomplete.response_mean_days
                               * self.draws["incomplete"].exponential())
 
         if self._stage_mean > 0:  # other agencies' review and sign-off: elapsed, no official
             delay = math.exp(self._st_mu + self._st_sigma * self.draws["stages"].normal())
-            yield env.timeout(clock.after(env.now, delay) - env.now)
+            yield Timer(env, clock.after(env.now, delay) - env.now)
         p = self.p
         if p.consultation.share > 0 and not app.military and _chance(
                 self.draws["consultation"], p.consultation.share):
             delay = p.consultation.mean_working_days * self.draws["consultation"].exponential()
-            yield env.timeout(clock.after(env.now, delay) - env.now)
+            yield Timer(env, clock.after(env.now, delay) - env.now)
         p = self.p
         denied = app.military or (p.decision.deny_probability > 0 and _chance(
             self.draws["decision"], p.decision.deny_probability))
@@ -423,7 +423,7 @@ class LicenceModel:
                 if app.patience < 0:
                     app.patience = self.draws["withdrawal"].exponential()
                 patience *= app.patience
-            self.env.timeout(max(app.submitted + patience - self.env.now, 0.0)).callbacks.append(
+            Timer(self.env, max(app.submitted + patience - self.env.now, 0.0)).callbacks.append(
                 lambda _: self.pool.withdraw(app))
         return event
 

@@ -378,6 +378,40 @@ def test_steps_runs_a_path_as_simpy_would():
     assert seen == [("start", 0), ("a", 2.5), ("old", 2.5), ("taken", 3.5)]
 
 
+def test_a_timer_fires_where_simpy_timeout_would():
+    """Timers and SimPy timeouts mixed, at equal and different times, with a SimPy process
+    and a light path waiting on them: they fire in the order SimPy's timeouts alone would
+    (time, then creation), at their times; a negative delay is refused as SimPy refuses it."""
+    import simpy
+
+    from sim.engine import Steps, Timer
+
+    def run(light: bool) -> list:
+        env, fired = simpy.Environment(), []
+        make = (lambda d: Timer(env, d)) if light else env.timeout
+        for k, delay in enumerate([3.0, 1.0, 3.0, 0.0, 1.0, 2.5]):
+            ev = make(delay) if k % 2 else env.timeout(delay)
+            ev.callbacks.append(lambda _, k=k: fired.append((k, env.now)))
+
+        def process():
+            yield make(1.0)
+            fired.append(("process", env.now))
+
+        def path():
+            yield make(2.5)
+            fired.append(("path", env.now))
+
+        env.process(process())
+        Steps(path())
+        env.run(until=10)
+        return fired
+
+    assert run(light=True) == run(light=False)
+    assert [k for k, _ in run(light=True)][:2] == [3, 1]
+    with pytest.raises(ValueError, match="Negative delay"):
+        Timer(simpy.Environment(), -0.5)
+
+
 def test_a_handoff_resumes_the_waiting_path_before_fire_returns():
     from sim.engine import Handoff, Steps
 
