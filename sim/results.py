@@ -115,13 +115,15 @@ class Results:
         n_dates, labels = len(dates), [label for label, _ in blocks]
         numbers = np.empty((len(blocks) * n_dates, len(BAND_FIGURES)), order="F")
         for b, (_, columns) in enumerate(blocks):
-            numbers[b * n_dates:(b + 1) * n_dates] = np.column_stack(columns)
+            for k, column in enumerate(columns):
+                numbers[b * n_dates:(b + 1) * n_dates, k] = column
         table = pd.DataFrame(numbers, columns=list(BAND_FIGURES), copy=False)
         table.insert(0, "date", pd.Categorical.from_codes(
             np.tile(np.arange(n_dates), len(blocks)), categories=pd.Index(dates)))
         for k, name in enumerate(("dimension", "value", "figure")):
             names = list(dict.fromkeys(label[k] for label in labels))
-            codes = np.array([names.index(label[k]) for label in labels], dtype=np.int64)
+            # int8: the codes' own dtype for so few categories (no conversion pass)
+            codes = np.array([names.index(label[k]) for label in labels], dtype=np.int8)
             table.insert(k + 1, name, pd.Categorical.from_codes(
                 np.repeat(codes, n_dates), categories=pd.Index(names, dtype="str")))
         return table
