@@ -19,8 +19,9 @@ seconds (``time.process_time``; ``os.wait4`` for a whole process), never wall ti
   per customer, 200,000 customers) against the model phase, and model + tables, per
   application; applications/s; SimPy events scheduled per application (the environment's
   event counter, read without advancing it).
-- Whole process: ``python -m sim`` (run folder in a temporary folder) against a bare-SimPy
-  process of 200,000 customers (``--bare-process``) run beside it.
+- Whole process: ``python -m sim`` (run folder in a temporary folder), with its default
+  outputs and with ``output.plots=false``, against a bare-SimPy process of 200,000 customers
+  (``--bare-process``) run beside it.
 - Memory: peak RSS of each process; tracemalloc peak of the model phase of ``mmc`` with 50,000,
   100,000 and 200,000 applications: at c = 5 (the horizon grows with them: per-day counters),
   and over the same horizon with c = 5, 10, 20 (what the applications themselves cost).
@@ -236,20 +237,27 @@ def against_bare(cases: list[str], n: int, rounds: int) -> None:
 
 
 def whole_process(cases: list[str], n: int, rounds: int) -> None:
+    """Each case's whole process beside a bare-SimPy one, with its default outputs and with
+    ``output.plots=false`` (what the figures cost a whole run)."""
     cpu = {case: [] for case in cases}
     for _ in range(rounds):
         for case in cases:
             _, bare, bare_rss = child([__file__, "--bare-process", "--applications", str(n)])
-            with tempfile.TemporaryDirectory() as out:
-                _, ours, rss = child(["-m", "sim", *case_overrides(case, n),
-                                      f"hydra.run.dir={out}"])
-            cpu[case].append((ours, bare, ours / bare, rss, bare_rss))
+            found = []
+            for plots in ([], ["output.plots=false"]):
+                with tempfile.TemporaryDirectory() as out:
+                    found.append(child(["-m", "sim", *case_overrides(case, n), *plots,
+                                        f"hydra.run.dir={out}"]))
+            (_, ours, rss), (_, no_plots, _) = found
+            cpu[case].append((ours, bare, ours / bare, no_plots, no_plots / bare, rss,
+                              bare_rss))
     labels = ("python -m sim: CPU (s)", f"bare-SimPy process, {n:,} customers: CPU (s)",
-              "ratio python -m sim / bare process")
+              "ratio python -m sim / bare process",
+              "python -m sim output.plots=false: CPU (s)", "ratio plots off / bare process")
     rows = [(label, [f"{median(x[i] for x in cpu[c]):.2f}" for c in cases])
             for i, label in enumerate(labels)]
     rows += [(label, [f"{max(x[i] for x in cpu[c]):.0f}" for c in cases]) for i, label in
-             ((3, "python -m sim: peak RSS (MiB)"), (4, "bare-SimPy process: peak RSS (MiB)"))]
+             ((5, "python -m sim: peak RSS (MiB)"), (6, "bare-SimPy process: peak RSS (MiB)"))]
     show(f"Whole process (os.wait4), beside a bare-SimPy process, median of {rounds}",
          cases, rows)
     for case in cases:
