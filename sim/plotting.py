@@ -178,8 +178,9 @@ def groups_figure(params: Config, group_bands: pd.DataFrame, dimension: str, ax=
                         & (group_bands["figure"] == figure)]
     predictive = "pred_low" in table and table["pred_low"].notna().any()
     banded = table["low"].notna().any()  # not with one replication: nothing to draw
-    table = table.assign(date=pd.to_datetime(table["date"]))  # parsed once, not per group
-    for i, (value, g) in enumerate(table.groupby("value", sort=True, observed=True)):
+    # dates parsed once, not per group; values as text, in their alphabetical order
+    table = table.assign(date=pd.to_datetime(table["date"]), value=table["value"].astype(str))
+    for i, (value, g) in enumerate(table.groupby("value", sort=True)):
         dates = g["date"]
         color = PALETTE[i % len(PALETTE)]
         label = {"True": f"{dimension}", "False": f"not {dimension}"}.get(value, value)
