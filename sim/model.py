@@ -395,7 +395,7 @@ class LicenceModel:
             app.rounds += 1  # more documents requested; the applicant answers, then requeues
             self.rec.rounds[app.cls] += 1
             yield Timer(env, p.incomplete.response_mean_days
-                              * self.draws["incomplete"].exponential())
+                        * self.draws["incomplete"].exponential())
 
         if self._stage_mean > 0:  # other agencies' review and sign-off: elapsed, no official
             delay = math.exp(self._st_mu + self._st_sigma * self.draws["stages"].normal())

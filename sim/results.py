@@ -26,7 +26,7 @@ from sim.stats import band, mean_ci, percentile_band, predictive_interval
 BAND_COLUMNS = ("pending", "approved", "denied", "withdrawn", "arrivals", "waiting",
                 "past_statutory_limit", "cohort_pending")
 GROUP_DIMS = ("destination", "trusted", "military")
-BAND_FIGURES = ("mean", "low", "high", "pred_low", "pred_high")  # group_bands' numbers
+GROUP_NUMBERS = ("mean", "low", "high", "pred_low", "pred_high")  # group_bands' number columns
 BANDS_NOTE = ("ci95: 95 % confidence interval of the replication mean (t); "
               "predictive95: 2.5-97.5 percentiles over replications")
 
@@ -113,11 +113,11 @@ class Results:
         # row, each label once): a million-row run would otherwise copy its numbers again and a
         # million text references per label column; write_csv formats a category once.
         n_dates, labels = len(dates), [label for label, _ in blocks]
-        numbers = np.empty((len(blocks) * n_dates, len(BAND_FIGURES)), order="F")
+        numbers = np.empty((len(blocks) * n_dates, len(GROUP_NUMBERS)), order="F")
         for b, (_, columns) in enumerate(blocks):
             for k, column in enumerate(columns):
                 numbers[b * n_dates:(b + 1) * n_dates, k] = column
-        table = pd.DataFrame(numbers, columns=list(BAND_FIGURES), copy=False)
+        table = pd.DataFrame(numbers, columns=list(GROUP_NUMBERS), copy=False)
         table.insert(0, "date", pd.Categorical.from_codes(
             np.tile(np.arange(n_dates), len(blocks)), categories=pd.Index(dates)))
         for k, name in enumerate(("dimension", "value", "figure")):
