@@ -254,8 +254,11 @@ def app_run(program: str) -> tuple[Path, str]:
 
 
 def log_line(msg: str) -> None:
-    """A study's progress line, on stderr."""
-    print(msg, file=sys.stderr, flush=True)
+    """A study's progress line, on stderr, in one write: ``print`` writes the text and the
+    line end apart, and unbuffered (PYTHONUNBUFFERED) the lines of sweep jobs ending together
+    in several processes could interleave; one short write to a pipe is atomic."""
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
 
 
 
