@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,11 +13,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from sim import objective
-from sim.command_line import guard
+from sim import objective, run_folder
+from sim.command_line import guard, pin_output_folder
 from sim.config import ConfigError, keep_overrides, register, to_params
 
 register()
+
+# Settings that change neither a run's numbers nor its files: a resumed run may differ in these.
+_RESUME_FREE = ("resume", "jobs", "executor", "objective", "objective_sense",
+                "objective_constraint", "objective_at_least", "objective_at_most",
+                "objective_penalty")
 
 
 def _parallel_launcher() -> bool:
@@ -25,27 +32,76 @@ def _parallel_launcher() -> bool:
     return hc.mode == RunMode.MULTIRUN and "BasicLauncher" not in target
 
 
+def resume_differences(recorded: dict, params) -> list[str]:
+    """The settings (dotted keys) in which ``params`` differs from a complete run's recorded
+    config (summary.json's ``config``), leaving out those a resumed run may change."""
+    from sim.outputs import _clean
+
+    current = json.loads(json.dumps(_clean(dataclasses.asdict(params))))
+    differ: list[str] = []
+
+    def kept(config: dict) -> list:  # calibration.keep lists the keys the user set
+        keep = (config.get("calibration") or {}).get("keep") or []
+        return sorted(k for k in keep if str(k).split(".")[0] not in _RESUME_FREE)
+
+    def walk(a, b, prefix: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                name = f"{prefix}{key}"
+                if name == "calibration.keep":
+                    walk(kept(recorded), kept(current), name + ".")
+                elif name not in _RESUME_FREE:
+                    walk(a.get(key), b.get(key), name + ".")
+        elif a != b:
+            differ.append(prefix.rstrip("."))
+
+    walk(recorded, current, "")
+    return differ
+
+
+def _skip_resumed(out_dir: Path, params) -> dict | None:
+    """summary.json of a complete folder that ``resume=true`` may skip; ConfigError when the
+    folder's results were made with other settings (they would be kept under a record that
+    misdescribes them)."""
+    from sim.outputs import is_complete
+
+    if not (params.resume and is_complete(out_dir)):
+        return None
+    summary = json.loads((out_dir / "summary.json").read_text())
+    recorded = summary.get("config") if isinstance(summary, dict) else None
+    differ = resume_differences(recorded, params) if isinstance(recorded, dict) else ["config"]
+    if differ:
+        shown = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5
+                                         else "")
+        raise ConfigError("resume", True, f"{out_dir} holds results made with other settings "
+                          f"({shown}); rerun without resume=true to replace them, or give "
+                          "another folder")
+    return summary
+
+
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """One run (or one job of a sweep); returns the objective when ``objective`` is set."""
     from sim.command_line import app_run
-    from sim.outputs import is_complete, summary_document, write_run
+    from sim.outputs import summary_document, write_run
     from sim.runner import replicate
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
+        run_folder.claim(out_dir, "run", "hydra.sweep.subdir" if multirun else "hydra.run.dir")
         params = to_params(keep_overrides(cfg, HydraConfig.get().overrides.task))
+        resumed = _skip_resumed(out_dir, params)
     except ConfigError as err:
         if multirun:  # let Hydra mark the job failed and carry on with the sweep
-            (out_dir / "error.txt").write_text(f"error: {err}\n")
+            _record_error(out_dir, f"error: {err}")
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    if params.resume and is_complete(out_dir):
+    if resumed is not None:
+        run_folder.discard(out_dir)  # the record of this attempt: the folder's own stays
         print(f"resume: {out_dir} is complete, skipped")
-        return objective.value(params, json.loads((out_dir / "summary.json").read_text()))
-    (out_dir / "error.txt").unlink(missing_ok=True)
+        return objective.value(params, resumed)
     # One level of parallelism at a time: parallel sweep jobs run their replications serially.
     parallel = _parallel_launcher()
     jobs = 1 if parallel else params.jobs
@@ -53,8 +109,20 @@ def main(cfg: DictConfig) -> float | None:
         # parallel jobs' bars would draw over each other on one terminal line
         results = replicate(params, jobs=jobs, progress=False if parallel else None)
         write_run(out_dir, results, app_run("python -m sim")[1])
+    except OSError as err:  # a full disk, a folder gone: the earlier result is intact
+        run_folder.discard(out_dir)
+        line = (f"error: could not write {out_dir} ({err.strerror or err}); nothing there "
+                "changed (an earlier result stays as it was)")
+        if multirun:
+            _record_error(out_dir, line)
+            raise RuntimeError(line) from None
+        print(line, file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        run_folder.discard(out_dir)
+        raise
     except Exception as err:
-        (out_dir / "error.txt").write_text(f"error: {type(err).__name__}: {err}\n")
+        _record_error(out_dir, f"error: {type(err).__name__}: {err}")
         raise
     from sim.reports import summary_lines
 
@@ -65,7 +133,47 @@ def main(cfg: DictConfig) -> float | None:
     return objective.value(params, summary_document(params, results))
 
 
+def _record_error(out_dir: Path, line: str) -> None:
+    """error.txt in a folder this run owns: what a sweep's collection reports for the job. A
+    folder that cannot take it (full, gone) keeps what it has."""
+    from sim.files import atomic_write
+
+    try:
+        atomic_write(out_dir / "error.txt", lambda tmp: tmp.write_text(line + "\n"))
+    except OSError:
+        pass
+
+
+def _interrupted(argv: list[str]) -> str:
+    """The one line for Ctrl-C: what stopped, and how to go on."""
+    sweep = any(a in ("-m", "--multirun") for a in argv)
+    if sweep:
+        return ("interrupted: the sweep stopped; finished jobs are kept; to finish it, rerun "
+                "the same command with resume=true")
+    return ("interrupted: the run stopped before its results were complete; the output "
+            "folder keeps any earlier result as it was; rerun the same command to run it again")
+
+
 if __name__ == "__main__":
-    # one line and exit 2 for bad input, before Hydra writes anything
-    guard(sys.argv[1:], then=lambda cfg: objective.check(to_params(cfg)))
-    main()
+    # one line and exit 2 for bad input, before Hydra writes anything; then the output folder
+    # is checked, fixed (its ${now:...} resolved once) and held by this process
+    composed = []
+    guard(sys.argv[1:], then=lambda cfg: (objective.check(to_params(cfg)), composed.append(cfg)))
+    try:
+        sys.argv[1:] = pin_output_folder(sys.argv[1:], composed[0] if composed else None)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    # Hydra's own errors are raised to here (not printed as a trimmed traceback by Hydra), so
+    # that a full disk or Ctrl-C while Hydra writes its record is one line too
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except KeyboardInterrupt:
+        print(_interrupted(sys.argv[1:]), file=sys.stderr)
+        sys.exit(130)
+    except OSError as err:
+        print(f"error: could not write the output folder ({err.strerror or err}"
+              f"{': ' + str(err.filename) if err.filename else ''}); an earlier result there "
+              "stays as it was", file=sys.stderr)
+        sys.exit(1)

@@ -467,3 +467,51 @@ class ProgressCallback(Callback):
         if self._counter is not None:
             Path(self._counter).unlink(missing_ok=True)
             self._counter = None
+
+
+# -- the output folder: checked, fixed and held before Hydra writes into it --------------------
+def pin_output_folder(argv: Sequence[str], composed: Any = None, config_name: str = "config",
+                      tool: str | None = None) -> list[str]:
+    """Check the folder a run (``hydra.run.dir``) or sweep (``hydra.sweep.dir``) will write and
+    hold its lock for this process (:func:`sim.run_folder.claim`: a folder holding files this
+    project did not write, another tool's folder, or one another process is writing is refused
+    in one line). Its interpolations (``${now:...}``, ``${name}``: ``composed`` is the guard's
+    composed configuration) are resolved once here, and the resolved folder is given to Hydra,
+    so that the folder checked is the folder written. Returns the command line to run. Raises
+    :class:`ConfigError` (``FolderError``)."""
+    from omegaconf import OmegaConf
+
+    from sim import run_folder
+
+    argv = list(argv)
+    args, _ = _parser().parse_known_args(argv)
+    if any(a.split("=", 1)[0] in _MODES for a in argv):  # Hydra prints something, writes nothing
+        return argv
+    key = "hydra.sweep.dir" if args.multirun else "hydra.run.dir"
+    given = [i for i, a in enumerate(argv) if a.lstrip("+").startswith(key + "=")]
+    if given:
+        text = str(OverridesParser.create().parse_override(argv[given[-1]]).value())
+    else:
+        primary = OmegaConf.load(CONFIG_DIR / f"{config_name}.yaml")
+        text = str(OmegaConf.select(primary, key, throw_on_resolution_failure=False) or "")
+    if not text:
+        return argv
+    if "${" in text:
+        values = OmegaConf.to_container(composed, resolve=False) if composed is not None else {}
+        try:  # Hydra's resolvers are registered by the guard's compose
+            folder = str(OmegaConf.create({**values, "_folder_": text})["_folder_"])
+        except Exception:  # noqa: BLE001 (${hydra:...} and the like: the job claims it)
+            return argv
+        argv = [*[a for i, a in enumerate(argv) if i not in given],
+                f"{key}={_quoted_value(folder)}"]
+    else:
+        folder = text
+    run_folder.claim(Path(folder), tool or ("sweep" if args.multirun else "run"), key)
+    return argv
+
+
+def _quoted_value(text: str) -> str:
+    """``text`` as a value of Hydra's override grammar."""
+    if re.fullmatch(r"[\w./:@%+-]+", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -155,34 +155,33 @@ def write_figures(out_dir: Path, results) -> list[str]:
 
 def write_run(out_dir: Path, results, command: str | None = None) -> Path:
     """All files of a run (sim.results.Results) and its report.html (``command``: the command
-    line it quotes); summary.json last marks it complete."""
+    line it quotes), written beside any earlier result and swapped in once complete
+    (:mod:`sim.run_folder`): summary.json, renamed in last, marks the folder complete. Refused
+    (:class:`sim.run_folder.FolderError`) for a folder that is not a run folder of this project,
+    or that another process is writing."""
+    from sim import run_folder
+    from sim.reports import run_report
 
     params = results.params
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # A new run replaces the folder's results: nothing of an earlier run may look like its own.
-    (out_dir / "summary.json").unlink(missing_ok=True)
-    remove_stale_temporaries(out_dir)
-    for stale in [p for ext in ("png", "svg", "pdf", "csv", "html")
-                  for p in out_dir.glob(f"*.{ext}")]:
-        stale.unlink()
-    write_csv(out_dir / "daily.csv", results.daily)
-    write_csv(out_dir / "daily_by_class.csv", results.by_class)
-    write_csv(out_dir / "daily_by_group.csv", results.group_bands)
+    out_dir = run_folder.claim(Path(out_dir), "run", "out_dir")
+    stage = run_folder.staging(out_dir)
+    write_csv(stage / "daily.csv", results.daily)
+    write_csv(stage / "daily_by_class.csv", results.by_class)
+    write_csv(stage / "daily_by_group.csv", results.group_bands)
     # every digit: a threshold checked on this table must see what the run saw
-    write_csv(out_dir / "replications.csv", results.replications, float_format="%.17g")
-    write_csv(out_dir / "who_waits.csv", results.who_waits)
-    write_csv(out_dir / "pending_by_replication.csv", results.pending_by_replication)
+    write_csv(stage / "replications.csv", results.replications, float_format="%.17g")
+    write_csv(stage / "who_waits.csv", results.who_waits)
+    write_csv(stage / "pending_by_replication.csv", results.pending_by_replication)
     apps = [r.applications for r in results.runs if r.applications is not None]
     if apps:
         if len(apps) > 1:
             apps = [a.assign(replication=i) for i, a in enumerate(apps)]
-        write_csv(out_dir / "applications.csv", pd.concat(apps, ignore_index=True))
+        write_csv(stage / "applications.csv", pd.concat(apps, ignore_index=True))
     if params.output.plots:
-        write_figures(out_dir, results)
-    from sim.reports import run_report
-
+        write_figures(stage, results)
     document = summary_document(params, results)
-    run_report(out_dir, results, document, command)
-    write_json(out_dir / "summary.json", document)
+    run_report(stage, results, document, command)
+    write_json(stage / "summary.json", document)
+    run_folder.commit(out_dir, "run", "summary.json")
+    (out_dir / "error.txt").unlink(missing_ok=True)  # an earlier attempt's: this one succeeded
     return out_dir

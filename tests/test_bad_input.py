@@ -329,7 +329,9 @@ def test_a_killed_writer_leaves_nothing_after_the_next_run(tmp_path):
     from sim.outputs import write_run
 
     res = sim.run(["scenario=mmc", "horizon_days=300", "warmup_days=0", "output.plots=false"])
-    stale = tmp_path / ".daily.csv.abc123.tmp"  # what kill -9 in atomic_write leaves
+    stale = tmp_path / ".staging" / ".daily.csv.abc123.sim-tmp"  # what kill -9 leaves
+    stale.parent.mkdir()
     stale.write_text("partial")
     write_run(tmp_path, res)
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.rglob("*tmp"))
+    assert not (tmp_path / ".staging").exists()

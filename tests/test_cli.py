@@ -73,7 +73,7 @@ def test_end_to_end_writes_all_files(mmc_run):
         assert (run_dir / name).is_file(), f"{name} missing"
         assert (run_dir / name).stat().st_size > 0, f"{name} empty"
     assert (run_dir / "backlog.png").read_bytes()[:8] == PNG_MAGIC
-    stray = [p.name for p in run_dir.rglob("*") if p.name.endswith(".tmp")]
+    stray = [p.name for p in run_dir.rglob("*") if p.name.endswith((".tmp", ".sim-tmp"))]
     assert stray == []
 
 
@@ -307,7 +307,7 @@ def test_rejected_run_keeps_earlier_results(tmp_path):
         for name in RESULT_FILES:
             assert (run_dir / name).is_file(), f"{name} gone after {overrides}"
             assert (run_dir / name).read_bytes() == before[name], f"{name} changed: {overrides}"
-    assert not [p.name for p in run_dir.rglob("*") if p.name.endswith(".tmp")]
+    assert not [p.name for p in run_dir.rglob("*") if p.name.endswith((".tmp", ".sim-tmp"))]
 
 
 @pytest.mark.slow

@@ -118,7 +118,7 @@ def test_callback_writes_comparison_plots(basic):
     assert "4 jobs (4 ok, 0 failed, 0 missing)" in proc.stdout
     for name in (f"{sweeps.BACKLOG_STEM}.png", "sweep_heatmap_peak_pending.png"):
         assert (folder / name).read_bytes()[:8] == PNG_MAGIC, name
-    assert not list(folder.rglob("*.tmp"))
+    assert not list(folder.rglob("*tmp"))
 
 
 def test_folders_named_by_point_not_job_number(basic):

@@ -192,17 +192,29 @@ def expand_points(arguments: Sequence[str]) -> tuple[list[list[str]], list[str]]
 
 
 def job_folders(folder: Path) -> list[Path]:
-    """Folders of started jobs (they hold ``.hydra/overrides.yaml``), submitit logs left out."""
+    """Folders of started jobs (Hydra's record ``.hydra/overrides.yaml``, or, for a job that
+    never completed, the record of its attempt in ``.staging/.hydra/``), submitit logs left
+    out."""
     folder = Path(folder)
-    found = []
+    found = set()
     for path in folder.rglob("overrides.yaml"):
         if path.parent.name != ".hydra":
             continue
         job = path.parent.parent
+        if job.name == ".staging":
+            job = job.parent
         if ".submitit" in job.relative_to(folder).parts:
             continue
-        found.append(job)
+        found.add(job)
     return sorted(found)
+
+
+def job_overrides(job: Path) -> list[str]:
+    """A job's overrides, from Hydra's record of its result or of its last attempt."""
+    for record in (job / ".hydra", job / ".staging" / ".hydra"):
+        if (record / "overrides.yaml").is_file():
+            return [str(o) for o in read_yaml(record / "overrides.yaml") or []]
+    return []
 
 
 def job_status(folder: Path) -> tuple[str, str, dict[str, Any] | None]:
@@ -240,8 +252,7 @@ def load_sweep(folder: str | Path, figures: Sequence[str] = FIGURES) -> Sweep:
     found = job_folders(folder)
     by_overrides: dict[tuple[str, ...], Path] = {}
     for job in found:
-        overrides = read_yaml(job / ".hydra" / "overrides.yaml") or []
-        by_overrides.setdefault(_kept([str(o) for o in overrides], exclude), job)
+        by_overrides.setdefault(_kept(job_overrides(job), exclude), job)
     values_of = _Values()
     notes = []
     if points is None:

@@ -1,0 +1,206 @@
+"""A tool's output folder: owned by one process at a time, holding only what this project wrote.
+
+The rules every entry point follows (``python -m sim``, a sweep, ``sim.compare``, the studies):
+
+- A folder is **ours** for a tool when it is absent, empty, or holds the tool's manifest
+  (``.sim-folder.json``: the tool and the files its last complete result wrote). A run folder
+  made before manifests existed is recognised by Hydra's record of a run (``.hydra/``), a sweep
+  folder by Hydra's ``multirun.yaml``. Any other non-empty folder (a user's, or another tool's)
+  is refused in one line before anything is written: :func:`check_target`.
+- While it writes, a process holds the folder's lock (``flock`` on ``.sim-folder.lock``, released
+  by the kernel when the process ends, ``kill -9`` included); a second process is refused in one
+  line: :func:`claim`.
+- A new result is written beside the old one, in ``.staging/`` inside the folder, and swapped in
+  by renames only once it is complete (:func:`commit`): the old complete result stays intact
+  until then, whatever fails (a full disk, an error, Ctrl-C, ``kill -9``). The swap replaces only
+  the files the old manifest lists; a user's own files in the folder are never touched.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+from pathlib import Path
+
+from sim.validation import ConfigError
+
+MANIFEST = ".sim-folder.json"
+LOCK = ".sim-folder.lock"
+STAGING = ".staging"
+# Hydra's record of a run, and the files a run wrote before the manifest existed
+HYDRA_RECORD = ".hydra"
+_LEGACY_RUN_FILES = (
+    "summary.json", "report.html", "error.txt", "__main__.log", "daily.csv",
+    "daily_by_class.csv", "daily_by_group.csv", "replications.csv", "who_waits.csv",
+    "pending_by_replication.csv", "applications.csv",
+    *(f"{stem}.{ext}" for stem in ("backlog", "backlog_by_destination", "backlog_by_trust",
+                                   "approvals_cumulative", "waits", "who_waits")
+      for ext in ("png", "svg", "pdf")),
+    *(f"{HYDRA_RECORD}/{name}" for name in ("config.yaml", "hydra.yaml", "overrides.yaml")))
+_OURS = (MANIFEST, LOCK, STAGING)  # our bookkeeping, in every folder we own
+
+# Folders this process holds the lock of: flock is per open file, so the same process claiming
+# a folder twice (the entry point, then the job inside it) must not lock itself out.
+_held: dict[Path, int] = {}
+
+
+class FolderError(ConfigError):
+    """A folder a tool may not write (one line: the setting, the folder, what is allowed)."""
+
+
+def owner(folder: Path) -> str | None:
+    """The tool whose folder this is: ``""`` when absent or empty, the manifest's tool, ``run``
+    or ``sweep`` for Hydra's folders made before manifests, None for any other folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return ""
+    manifest = _manifest(folder)
+    if manifest is not None:
+        return manifest["tool"]
+    entries = {p.name for p in folder.iterdir()}
+    if not entries - set(_OURS):
+        return ""
+    if (folder / "multirun.yaml").is_file():
+        return "sweep"
+    if (folder / HYDRA_RECORD).is_dir() or (folder / STAGING / HYDRA_RECORD).is_dir():
+        return "run"
+    return None
+
+
+def check_target(folder: Path, tool: str, setting: str) -> None:
+    """Refuse (:class:`FolderError`) a folder ``tool`` may not write: not a folder, not
+    writable, or non-empty and not ``tool``'s own."""
+    folder = Path(folder)
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FolderError(setting, str(folder), f"cannot be created: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FolderError(setting, str(folder), f"cannot be written: {existing} is not writable")
+    found = owner(folder)
+    if found in ("", tool):
+        return
+    if found is None:
+        raise FolderError(setting, str(folder), f"holds files this project did not write; a "
+                          f"{_words(tool)} writes only into a new or empty folder or one of its "
+                          "own: give another folder")
+    raise FolderError(setting, str(folder), f"is the folder of a {_words(found)}; a "
+                      f"{_words(tool)} never writes into another tool's folder: give another")
+
+
+def _words(tool: str) -> str:
+    return {"run": "run (python -m sim)", "sweep": "sweep (python -m sim -m)",
+            "compare": "comparison (python -m sim.compare)"}.get(tool, tool)
+
+
+def claim(folder: Path, tool: str, setting: str) -> Path:
+    """Check ``folder`` (:func:`check_target`), create it and hold its lock until this process
+    ends; refused in one line when another process holds it. Returns the folder."""
+    folder = Path(folder).absolute()
+    if folder in _held:
+        return folder
+    check_target(folder, tool, setting)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        os.close(fd)
+        if err.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+            raise
+        raise FolderError(setting, str(folder), "is being written by another process "
+                          "(another run into the same folder); wait for it or give another "
+                          "folder") from None
+    _held[folder] = fd
+    return folder
+
+
+def release(folder: Path) -> None:
+    """Give up the lock of a folder this process claimed (the process's end does it too)."""
+    fd = _held.pop(Path(folder).absolute(), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def staging(folder: Path) -> Path:
+    """The empty staging folder inside ``folder``, where a new result is written whole before
+    :func:`commit` swaps it in. What an earlier, failed attempt left there is ours: removed,
+    except Hydra's record of the attempt now running (``.staging/.hydra``)."""
+    stage = Path(folder) / STAGING
+    stage.mkdir(parents=True, exist_ok=True)
+    for entry in stage.iterdir():
+        if entry.name == HYDRA_RECORD:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return stage
+
+
+def commit(folder: Path, tool: str, last: str) -> list[str]:
+    """Swap the complete result in ``folder/.staging`` into ``folder``, by renames: ``last``
+    (the file that marks a result complete, e.g. summary.json) is removed first and renamed in
+    last. Files the previous manifest lists and the new result lacks are removed; no other file
+    is touched. Returns the new result's files (relative paths)."""
+    folder = Path(folder)
+    stage = folder / STAGING
+    new = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*")
+                 if p.is_file() or p.is_symlink())
+    old = _previous_files(folder)
+    (folder / last).unlink(missing_ok=True)  # the folder is incomplete while files move
+    for rel in new:
+        if rel == last:
+            continue
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(stage / rel, folder / rel)
+    for rel in old:
+        if rel not in new and rel != last:
+            (folder / rel).unlink(missing_ok=True)
+    write_manifest(folder, tool, new)
+    if last in new:
+        os.replace(stage / last, folder / last)
+    shutil.rmtree(stage, ignore_errors=True)
+    return new
+
+
+def write_manifest(folder: Path, tool: str, files: list[str]) -> None:
+    """``folder``'s manifest: the tool that owns it and the files of its result."""
+    from sim.files import atomic_write
+
+    text = json.dumps({"tool": tool, "files": sorted(files)}, indent=1) + "\n"
+    atomic_write(Path(folder) / MANIFEST, lambda tmp: tmp.write_text(text))
+
+
+def discard(folder: Path) -> None:
+    """Remove the staging folder of a failed or skipped attempt (ours; nothing else)."""
+    shutil.rmtree(Path(folder) / STAGING, ignore_errors=True)
+
+
+def _manifest(folder: Path) -> dict | None:
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("tool"), str) \
+            or not isinstance(data.get("files"), list):
+        return None
+    return data
+
+
+def _previous_files(folder: Path) -> list[str]:
+    """The files of the folder's current result: its manifest's, or (a run folder made before
+    manifests) the names a run wrote then. Never a path outside the folder."""
+    manifest = _manifest(folder)
+    files = manifest["files"] if manifest is not None else (
+        _LEGACY_RUN_FILES if owner(folder) == "run" else ())
+    inside = []
+    for rel in map(str, files):
+        parts = Path(rel).parts
+        if rel and not Path(rel).is_absolute() and ".." not in parts and parts[0] not in _OURS:
+            inside.append(rel)
+    return inside
