@@ -5,7 +5,9 @@ Composes the scenario exactly as ``python -m sim`` does, hands its parameters to
 (:mod:`sim.studies.calibration`), and writes into its run folder ``report.md``, ``points.csv``,
 the representative point ``<scenario>.yaml`` and ``ensemble_<scenario>.yaml``. With
 ``calibrate.install=true`` the ensemble and the report also go to ``configs/calibrated/``, and
-the representative point into the scenario file itself, on the lines that set each value.
+the representative point into the scenario file itself, on the lines that set each value;
+a recipe other than configs/calibrate/default.yaml's (``calibrate=smoke``, fewer points, ...)
+installs over the committed calibration only with ``calibrate.install_over_committed=true``.
 """
 
 from __future__ import annotations
@@ -22,21 +24,18 @@ register()
 
 
 def settings_from(cfg: DictConfig):
-    """Plain settings from the composed ``calibrate`` node (unknown keys refused)."""
-    from sim.studies.calibration import Settings
-    from sim.studies.history_matching import Settings as MatchSettings
+    """Checked settings from the composed ``calibrate`` node: unknown keys, values of the wrong
+    type or out of bounds, and an install over the committed calibration not asked for are
+    refused in one line (:func:`sim.studies.calibration.check`)."""
+    from sim.studies import calibration
+    from sim.studies import history_matching as hm
 
-    raw = OmegaConf.to_container(cfg.calibrate, resolve=True)
-    match = raw.get("match", {})
-    for key in [*raw, *(f"match.{k}" for k in (match if isinstance(match, dict) else {}))]:
-        allowed = MatchSettings if key.startswith("match.") else Settings
-        name = key.removeprefix("match.")
-        if name not in allowed.__dataclass_fields__:
-            names = ", ".join(allowed.__dataclass_fields__)
-            raise ConfigError(f"calibrate.{key}", ConfigError.NO_VALUE,
-                              f"no such setting; allowed: {names}")
-    raw["match"] = MatchSettings(**match)
-    return Settings(**raw)
+    raw = dict(OmegaConf.to_container(cfg.calibrate, resolve=True))
+    if "match" in raw:
+        raw["match"] = hm.settings_of(hm.Settings, raw["match"], "calibrate.match")
+    settings = hm.settings_of(calibration.Settings, raw, "calibrate")
+    calibration.check(settings)
+    return settings
 
 
 def check(cfg: DictConfig) -> None:

@@ -17,12 +17,14 @@ import dataclasses
 import datetime as dt
 import shlex
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from sim.config import ConfigError, load_config, to_params
+from sim.validation import check_value
 
 PREFIX = "solve."
 
@@ -44,7 +46,9 @@ def split(argv: list[str]) -> tuple[list[str], list[str], Path | None]:
 
 
 def settings_from(items: list[str]):
-    """Typed solver settings from ``name=value`` items (unknown names and bad types refused)."""
+    """Typed solver settings from ``name=value`` items (unknown names, bad types, NaN,
+    infinity and values out of bounds refused)."""
+    from sim.studies.history_matching import check_settings
     from sim.studies.solver import Settings
 
     fields = Settings.__dataclass_fields__
@@ -61,10 +65,12 @@ def settings_from(items: list[str]):
         try:
             OmegaConf.update(base, name, OmegaConf.create({"v": text})["v"]
                              if text not in ("null", "") else None, merge=False)
-        except Exception as err:  # OmegaConf's type check: one line
-            kind = fields[name].type
-            raise ConfigError(PREFIX + name, text, f"must be {kind}".replace("'", "")) from err
-    return OmegaConf.to_object(base)
+        except Exception as err:  # OmegaConf's type check: the schema's words, one line
+            check_value(PREFIX + name, text, typing.get_type_hints(Settings)[name])
+            raise ConfigError(PREFIX + name, text, "cannot be read") from err
+    settings = OmegaConf.to_object(base)
+    check_settings(settings, PREFIX.rstrip("."))  # NaN, infinity and bounds
+    return settings
 
 
 def out_folder(given: Path | None, name: str) -> Path:

@@ -17,18 +17,19 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import yaml
 
 from sim import keys
+from sim.files import read_yaml
 from sim.outputs import atomic_write, remove_stale_temporaries
 from sim.params import CONFIG_DIR, Config
 from sim.studies import history_matching as hm
 from sim.studies import space
-from sim.studies.install import install_point
+from sim.studies.install import install_files, install_point
 from sim.studies.report import markdown_table
 from sim.studies.targets import (
     Target,
@@ -41,6 +42,7 @@ from sim.studies.targets import (
     select_targets,
     target_days,
 )
+from sim.validation import ConfigError
 
 REPO_DIR = CONFIG_DIR.parent
 
@@ -59,7 +61,65 @@ class Settings:
     end_margin_days: int = 1  # runs stop this many days after the last target date
     check_replications: int = 40  # the scenario run with the ensemble, to check the readings
     install: bool = False  # also write the point into the scenario file, and the ensemble
+    # Installing anything but the committed recipe (configs/calibrate/default.yaml) over the
+    # committed calibration must be asked for: a smoke study would replace it silently.
+    install_over_committed: bool = False
     match: hm.Settings = field(default_factory=hm.Settings)
+
+    LIMITS: ClassVar[dict[str, hm.Limit]] = {"end_margin_days": hm.Limit(0, 3650),
+                                             "check_replications": hm.Limit(0, 10_000)}
+
+
+# Settings that change neither the ensemble nor the report: a recipe that differs only in
+# them is the committed one.
+NOT_RECIPE = ("install", "install_over_committed", "match.jobs")
+
+
+def check(s: Settings) -> None:
+    """Refuse settings a calibration cannot use, in one line naming ``calibrate.<key>``:
+    types and bounds of every field (``match`` too), names, files, and an install over the
+    committed calibration that was not asked for. Runs nothing."""
+    hm.check_settings(s, "calibrate")
+    hm.check(s.match, "calibrate.match")
+    hm.check_name("calibrate.name", s.name)
+    hm.check_name("calibrate.scenario", s.scenario)
+    if s.check_replications == 1:  # a predictive interval needs a variance
+        raise ConfigError("calibrate.check_replications", 1, "must be 0 (no check) or >= 2")
+    for key, folder in (("targets_file", REPO_DIR), ("ranges_file", CONFIG_DIR)):
+        if not (folder / getattr(s, key)).is_file():
+            raise ConfigError(f"calibrate.{key}", getattr(s, key), f"no such file under {folder}")
+    check_install(s)
+
+
+def recipe_differences(s: Settings) -> list[str]:
+    """The settings (dotted) in which ``s`` differs from the committed recipe,
+    configs/calibrate/default.yaml, leaving out :data:`NOT_RECIPE`."""
+    committed = _dotted(read_yaml(CONFIG_DIR / "calibrate" / "default.yaml"))
+    given = _dotted(dataclasses.asdict(s))
+    return [k for k in given if k not in NOT_RECIPE and given[k] != committed.get(k)]
+
+
+def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in tree.items():
+        if k == "match" and isinstance(v, dict):
+            out.update(_dotted(v, "match."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def check_install(s: Settings) -> None:
+    """With ``install``, a recipe other than the committed one replaces the committed
+    calibration only with ``install_over_committed=true`` (ConfigError naming it)."""
+    if s.install is not True or s.install_over_committed is True:
+        return
+    differs = recipe_differences(s)
+    if differs:
+        raise ConfigError("calibrate.install_over_committed", False, (
+            f"set it to true to install calibrate={s.name} over the committed calibration "
+            f"(configs/calibrated/, configs/scenario/{s.scenario}.yaml): it differs from "
+            f"configs/calibrate/default.yaml in {', '.join(differs)}"))
 
 
 @dataclass
@@ -113,7 +173,9 @@ def calibrate(params: Config, settings: Settings, command: str = "",
 def prepare(params: Config, settings: Settings
             ) -> tuple[list[Target], list[Target], list[space.Factor], Config]:
     """The readings, the chosen ones, the inputs and the scenario cut at the last reading;
-    TargetsError (one line) for settings that cannot work. Runs no simulation."""
+    ConfigError or TargetsError (one line) for settings that cannot work (:func:`check`).
+    Runs no simulation."""
+    check(settings)
     targets = load_targets(REPO_DIR / settings.targets_file, params.start_date,
                            params.end_date or "2100-01-01")
     chosen_t = select_targets(targets, settings.readings, settings.drop_groups)
@@ -127,7 +189,7 @@ def check_ensemble(cal: Calibration, say: Callable[[str], None]) -> dict[str, An
     """The scenario as users run it, each replication drawing its member of the new ensemble,
     against every reading (:func:`check_readings`)."""
     members = cal.member_points()
-    if not members:
+    if not members or cal.settings.check_replications == 0:
         return {}
     # Names the stage whose bar (on a terminal) is labelled by the scenario only.
     say(f"check: {cal.settings.check_replications} replications of the scenario, each drawing "
@@ -328,10 +390,11 @@ def overlay_yaml(params: Config, point: dict[str, Any]) -> str:
 
 
 def write_results(cal: Calibration, out_dir: Path, install: bool = False) -> list[Path]:
-    """report.md, points.csv, the ensemble and the point into ``out_dir``. With ``install``:
-    the ensemble and the report into configs/calibrated/, and the representative point into
-    the scenario file itself (configs/scenario/<scenario>.yaml), on the lines that set each
-    value. Returns the installed files."""
+    """report.md, points.csv, the ensemble and the point into ``out_dir``. With ``install``
+    (exactly True): the ensemble and the report into configs/calibrated/, and the
+    representative point into the scenario file itself (configs/scenario/<scenario>.yaml), on
+    the lines that set each value: all three or none (:func:`sim.studies.install.install_files`).
+    Returns the installed files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
     name = cal.settings.scenario
@@ -342,16 +405,16 @@ def write_results(cal: Calibration, out_dir: Path, install: bool = False) -> lis
     atomic_write(out_dir / f"ensemble_{name}.yaml", lambda tmp: tmp.write_text(ensemble))
     atomic_write(out_dir / f"{name}.yaml", lambda tmp: tmp.write_text(point))
     atomic_write(out_dir / "report.md", lambda tmp: tmp.write_text(report))
-    if not install:
+    if install is not True:  # a truthy text ("no") is not a yes
         return []
+    check_install(dataclasses.replace(cal.settings, install=True))
     scenario = CONFIG_DIR / "scenario" / f"{name}.yaml"
     prov = cal.provenance
     text = install_point(scenario, cal.representative(),
                          f"{prov['command']} on {prov['date'][:10]} at commit "
                          f"{str(prov['git_commit'])[:10]}; report: "
                          f"configs/calibrated/report_{name}.md")
-    installed = [CONFIG_DIR / "calibrated" / f"ensemble_{name}.yaml",
-                 CONFIG_DIR / "calibrated" / f"report_{name}.md", scenario]
-    for path, content in zip(installed, (ensemble, report, text), strict=True):
-        atomic_write(path, lambda tmp, content=content: tmp.write_text(content))
-    return installed
+    files = {CONFIG_DIR / "calibrated" / f"ensemble_{name}.yaml": ensemble,
+             CONFIG_DIR / "calibrated" / f"report_{name}.md": report, scenario: text}
+    install_files(files)
+    return list(files)

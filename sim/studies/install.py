@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from sim.files import atomic_write
+
 _LINE = re.compile(r"^(?P<indent>\s*)(?P<item>-\s+)?(?P<key>[A-Za-z0-9_]+):(?P<rest>.*)$")
 PROVENANCE_MARK = "# Calibrated values below: "
 
@@ -80,3 +82,24 @@ def install_point(path: Path, point: dict[str, Any], provenance: str) -> str:
                          if line.strip() and not line.startswith("#"))
     lines.insert(first_setting, PROVENANCE_MARK + provenance)
     return "\n".join(lines)
+
+
+def install_files(contents: dict[Path, str]) -> None:
+    """Write each file's text, all or none: each file is replaced whole
+    (:func:`sim.files.atomic_write`, never half-written), and if one write fails the files
+    already replaced get their earlier bytes back (or are removed if they were new) before the
+    error is raised. Every text is ready before the first write."""
+    earlier = {path: path.read_bytes() if path.exists() else None for path in contents}
+    done: list[Path] = []
+    try:
+        for path, text in contents.items():
+            atomic_write(path, lambda tmp, text=text: tmp.write_text(text))
+            done.append(path)
+    except BaseException:
+        for path in done:
+            old = earlier[path]
+            if old is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write(path, lambda tmp, old=old: tmp.write_bytes(old))
+        raise

@@ -21,13 +21,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from sim import keys
 from sim.executor import LOCAL, parallel_map
 from sim.params import Config
+from sim.studies.history_matching import Limit, check_name, check_settings, settings_of
 from sim.studies.report import markdown_table
 from sim.studies.space import Factor
 from sim.validation import ConfigError, validate
@@ -35,15 +36,37 @@ from sim.validation import ConfigError, validate
 METHODS = ("morris", "sobol")
 
 
-class SettingsError(ValueError):
-    """A setting of the study that cannot work; the message is one line."""
+# The study's refusals are the model's kind: one line naming the key, its value and what is
+# allowed (the name stays for the callers that catch it).
+SettingsError = ConfigError
+MAX_SOBOL_N = 2**16  # base sample: runs = n * (factors + 2); beyond this surely a typo
 
 
 @dataclass
 class Output:
     key: str  # dotted key of summary.json
     label: str = ""
-    undefined: float | str | None = None  # replaces a missing value; "horizon": run length
+    # Replaces a missing value: a number, "horizon" (the run's length) or None (checked in
+    # settings_from: the type checker takes no unions beyond None).
+    undefined: Any = None
+
+
+@dataclass
+class Morris:
+    trajectories: int = 10  # runs: trajectories * (factors + 1)
+    levels: int = 4  # grid levels, even (SALib)
+
+    LIMITS: ClassVar[dict[str, Limit]] = {"trajectories": Limit(2, 10_000),
+                                          "levels": Limit(2, 100)}
+
+
+@dataclass
+class Sobol:
+    n: int = 16  # base sample, a power of two: runs = n * (factors + 2)
+    resamples: int = 200  # bootstrap resamples of the intervals
+
+    LIMITS: ClassVar[dict[str, Limit]] = {"n": Limit(2, MAX_SOBOL_N),
+                                          "resamples": Limit(2, 100_000)}
 
 
 @dataclass
@@ -55,55 +78,79 @@ class Settings:
     processes: int = 2  # workers (of the executor the scenario's parameters name)
     seed: int = 2025
     methods: list[str] = field(default_factory=lambda: list(METHODS))
-    morris: dict[str, Any] = field(default_factory=lambda: {"trajectories": 10, "levels": 4})
-    sobol: dict[str, Any] = field(default_factory=lambda: {"n": 16, "resamples": 200})
+    morris: Morris = field(default_factory=Morris)
+    sobol: Sobol = field(default_factory=Sobol)
     outputs: list[Output] = field(default_factory=list)
     factors: list[Factor] = field(default_factory=list)
 
+    LIMITS: ClassVar[dict[str, Limit]] = {"replications": Limit(1, 10_000),
+                                          "processes": Limit(1, 1024),
+                                          "seed": Limit(0, 2**32 - 1)}
+
 
 def settings_from(raw: dict[str, Any]) -> Settings:
-    """Checked settings from a plain mapping (the composed ``sensitivity`` node)."""
+    """Checked settings from a plain mapping (the composed ``sensitivity`` node): every value
+    of its type and within its bounds, ConfigError naming ``sensitivity.<key>`` otherwise."""
     raw = dict(raw)
-    try:
-        factors = [Factor(key=k, **_factor_spec(v)) for k, v in
-                   (raw.pop("factors", {}) or {}).items()]
-        outputs = [Output(key=k, **(v or {})) for k, v in (raw.pop("outputs", {}) or {}).items()]
-        s = Settings(**raw, factors=factors, outputs=outputs)
-    except TypeError as err:
-        raise SettingsError(f"sensitivity: {err}") from None
-    unknown = [m for m in s.methods if m not in METHODS]
-    if unknown or not s.methods:
-        raise SettingsError(f"sensitivity.methods={s.methods}: choose from {', '.join(METHODS)}")
+    factors = [_factor(k, v) for k, v in _mapping(raw.pop("factors", {}), "factors").items()]
+    outputs = [settings_of(Output, {"key": k, **_mapping(v, f"outputs.{k}")},
+                           f"sensitivity.outputs.{k}")
+               for k, v in _mapping(raw.pop("outputs", {}), "outputs").items()]
+    for name, kind in (("morris", Morris), ("sobol", Sobol)):
+        if name in raw:
+            raw[name] = settings_of(kind, raw[name], f"sensitivity.{name}")
+    s = settings_of(Settings, {**raw, "factors": factors, "outputs": outputs}, "sensitivity")
+    check_settings(s, "sensitivity")
+    check_name("sensitivity.name", s.name)
+    check_name("sensitivity.scenario", s.scenario)
+    if not s.methods or any(m not in METHODS for m in s.methods) \
+            or len(set(s.methods)) < len(s.methods):
+        raise ConfigError("sensitivity.methods", s.methods,
+                          f"must list each of {', '.join(METHODS)} at most once, at least one")
+    if s.morris.levels % 2:
+        raise ConfigError("sensitivity.morris.levels", s.morris.levels, "must be even (SALib)")
+    if s.sobol.n & (s.sobol.n - 1):
+        raise ConfigError("sensitivity.sobol.n", s.sobol.n, "must be a power of two")
     if len(s.factors) < 2:
-        raise SettingsError("sensitivity.factors: at least two factors are needed")
+        raise ConfigError("sensitivity.factors", len(s.factors), "at least two factors")
     if not s.outputs:
-        raise SettingsError("sensitivity.outputs: at least one output is needed")
-    for f in s.factors:
-        if not f.low < f.high:
-            raise SettingsError(f"sensitivity.factors.{f.key}: low={f.low} must be below "
-                                f"high={f.high}")
-        if f.scale not in ("linear", "log") or (f.scale == "log" and f.low <= 0):
-            raise SettingsError(f"sensitivity.factors.{f.key}: scale must be linear, or log "
-                                "with low > 0")
+        raise ConfigError("sensitivity.outputs", ConfigError.NO_VALUE, "at least one output")
     for o in s.outputs:
-        if isinstance(o.undefined, str) and o.undefined != "horizon":
-            raise SettingsError(f"sensitivity.outputs.{o.key}.undefined={o.undefined!r}: "
-                                "a number, horizon or null")
-    if s.replications < 1 or s.processes < 1:
-        raise SettingsError("sensitivity.replications and sensitivity.processes must be >= 1")
-    n = int(s.sobol.get("n", 0))
-    if "sobol" in s.methods and (n < 2 or n & (n - 1)):
-        raise SettingsError(f"sensitivity.sobol.n={n}: a power of two >= 2")
-    if "morris" in s.methods and int(s.morris.get("trajectories", 0)) < 2:
-        raise SettingsError("sensitivity.morris.trajectories: at least 2")
+        u = o.undefined
+        if not (u is None or u == "horizon" or (isinstance(u, int | float)
+                                               and not isinstance(u, bool) and math.isfinite(u))):
+            raise ConfigError(f"sensitivity.outputs.{o.key}.undefined", u,
+                              "must be a finite number, horizon or null")
     return s
 
 
-def _factor_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
-    """A factor's settings as :class:`sim.studies.space.Factor` takes them: ``label`` is its
-    reason, and values are not rounded (the design's positions are used as drawn)."""
-    spec = dict(spec or {})
-    return {"reason": spec.pop("label", ""), "significant": None, **spec}
+def _mapping(value: Any, key: str) -> dict[str, Any]:
+    """A mapping setting; null is empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"sensitivity.{key}", value, "must be a mapping {key: value}")
+    return value
+
+
+def _factor(key: str, spec: Any) -> Factor:
+    """A factor as :class:`sim.studies.space.Factor` takes it: ``label`` is its reason, and
+    values are not rounded (the design's positions are used as drawn); checked."""
+    where = f"sensitivity.factors.{key}"
+    spec = dict(_mapping(spec, f"factors.{key}"))
+    f = settings_of(Factor, {"key": key, "reason": spec.pop("label", ""), "significant": None,
+                             **spec}, where)
+    check_settings(f, where)
+    for end in ("low", "high"):
+        value = getattr(f, end)
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value):
+            raise ConfigError(f"{where}.{end}", value, "must be a finite number")
+    if not f.low < f.high:
+        raise ConfigError(f"{where}.low", f.low, f"must be below high={f.high}")
+    if f.scale not in ("linear", "log") or (f.scale == "log" and f.low <= 0):
+        raise ConfigError(f"{where}.scale", f.scale, "must be linear, or log with low > 0")
+    return f
 
 
 def set_values(params: Config, values: dict[str, Any]) -> Config:
@@ -126,13 +173,14 @@ def check_factors(params: Config, factors: Sequence[Factor]) -> None:
         try:
             keys.get(params, f.key)
         except (KeyError, IndexError, ValueError, TypeError):
-            raise SettingsError(f"sensitivity.factors.{f.key}: no such key in scenario "
-                                f"{params.name}") from None
+            raise ConfigError(f"sensitivity.factors.{f.key}", ConfigError.NO_VALUE,
+                              f"no such key in scenario {params.name}") from None
         for u in (0.0, 1.0):
             try:
                 set_values(params, {f.key: f.value(u)})
             except ConfigError as err:
-                raise SettingsError(f"sensitivity.factors.{f.key}: {err}") from None
+                raise ConfigError(f"sensitivity.factors.{f.key}", f.value(u),
+                                  f"the model refuses this end of the range ({err})") from None
 
 
 def _run_point(task: tuple[Config, int]) -> dict[str, Any]:
@@ -209,11 +257,11 @@ def run_study(s: Settings, base: Config, log=None, command: str = "") -> Study:
     frames, morris_rows, sobol_rows = [], [], []
     for method in s.methods:
         if method == "morris":
-            levels = int(s.morris.get("levels", 4))
-            units = morris_sample.sample(prob, int(s.morris["trajectories"]), num_levels=levels,
+            levels = s.morris.levels
+            units = morris_sample.sample(prob, s.morris.trajectories, num_levels=levels,
                                          seed=s.seed)
         else:
-            units = sobol_sample.sample(prob, int(s.sobol["n"]), calc_second_order=False,
+            units = sobol_sample.sample(prob, s.sobol.n, calc_second_order=False,
                                         seed=s.seed)
         if log:
             log(f"{method}: {len(units)} runs of {s.replications} replication(s) "
@@ -243,7 +291,7 @@ def run_study(s: Settings, base: Config, log=None, command: str = "") -> Study:
                                         "undefined_runs": int(undefined[:, j].sum())})
             else:
                 res = sobol_analyze.analyze(prob, y[:, j], calc_second_order=False,
-                                            num_resamples=int(s.sobol.get("resamples", 200)),
+                                            num_resamples=s.sobol.resamples,
                                             seed=s.seed)
                 for i, f in enumerate(s.factors):
                     sobol_rows.append({"output": out.key, "factor": f.key,

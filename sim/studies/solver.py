@@ -21,7 +21,7 @@ import math
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from sim.params import Config
 from sim.results import Results
 from sim.runner import replicate
 from sim.stats import mean_ci
+from sim.studies.history_matching import Limit, check_settings
 from sim.validation import ConfigError, validate
 
 MAX_GRID = 10_000  # values in the bracket; beyond this a step is surely a typo
@@ -55,6 +56,10 @@ class Settings:
     step: float | None = None  # default 1
     seek: Seek = Seek.least
     check_points: int = 3  # interior values also run, evenly spaced, for the monotone check
+
+    LIMITS: ClassVar[dict[str, Limit]] = {"probability": Limit(0, 1, above=True),
+                                          "step": Limit(0, above=True),
+                                          "check_points": Limit(0, MAX_GRID)}
 
 
 @dataclass
@@ -197,6 +202,7 @@ def grid(s: Settings, kind: type) -> np.ndarray:
 
 def check(params: Config, s: Settings) -> np.ndarray:
     """Refuse bad settings in one line before anything runs; returns the grid."""
+    check_settings(s, "solve")  # types, NaN, infinity and bounds of every setting
     if not s.lever:
         raise ConfigError("solve.lever", s.lever, "required: the setting to solve for, "
                                                   "e.g. officials.count")
@@ -212,10 +218,6 @@ def check(params: Config, s: Settings) -> np.ndarray:
         raise ConfigError(name, threshold, "must be a finite number")
     if s.target.rsplit(".", 1)[-1].startswith("share_") and not 0 <= threshold <= 1:
         raise ConfigError(name, threshold, f"{s.target} is a share: must be between 0 and 1")
-    if s.check_points < 0:
-        raise ConfigError("solve.check_points", s.check_points, "must be 0 or more")
-    if not (0 < s.probability <= 1):
-        raise ConfigError("solve.probability", s.probability, "must be above 0 and at most 1")
     check_figure("solve.target", s.target, params)
     values = grid(s, lever_kind(params, s.lever))
     for v in (values[0], values[-1]):
