@@ -170,9 +170,11 @@ if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt:
+        run_folder.discard_all()
         print(_interrupted(sys.argv[1:]), file=sys.stderr)
         sys.exit(130)
     except OSError as err:
+        run_folder.discard_all()
         print(f"error: could not write the output folder ({err.strerror or err}"
               f"{': ' + str(err.filename) if err.filename else ''}); an earlier result there "
               "stays as it was", file=sys.stderr)

@@ -32,17 +32,26 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from sim.reports import sweep_report
+
     try:
         sweep = collect(args.folder, figure=args.figure, keys=args.keys,
                         plots=not args.no_plots)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        report = sweep_report(sweep, sweep.table())
+    except (FileNotFoundError, ValueError) as err:  # not a sweep folder, or a damaged one
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    from sim.reports import sweep_report
-
-    print(f"report: open {sweep_report(sweep, sweep.table())} in a browser")
+    except OSError as err:  # a folder that cannot be written (read-only, full)
+        print(f"error: folder={args.folder!r}: cannot be written ({err.strerror or err}); "
+              "nothing in it changed", file=sys.stderr)
+        return 2
+    print(f"report: open {report} in a browser")
     return 0 if sweep.complete else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: the collection stopped; rerun the same command", file=sys.stderr)
+        sys.exit(130)

@@ -42,28 +42,90 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# the most rows of a run's tables read here: a run over the calendar's whole range (44,444 days)
+# and 100,000 replications is far below it; a larger file is not a run folder of this project
+_MAX_FILE_BYTES = 2 * 1024**3
+
+
 def load_run(folder: str) -> dict[str, Any]:
-    """A finished run folder's summary, per-replication table and backlog per replication."""
+    """A finished run folder's summary, per-replication table and backlog per replication;
+    :class:`ConfigError` (one line) for a folder that is not one, or is damaged."""
     path = Path(folder)
     for name in RUN_FILES:
         if not (path / name).is_file():
             raise ConfigError("run", folder, f"no {name}: give a finished run folder of "
                                              "python -m sim (this version)")
-    return {"folder": path, "summary": json.loads((path / "summary.json").read_text()),
-            "replications": pd.read_csv(path / "replications.csv"),
-            "pending": pd.read_csv(path / "pending_by_replication.csv")}
+        if (path / name).stat().st_size > _MAX_FILE_BYTES:
+            raise ConfigError("run", folder, f"{name} is larger than any run writes "
+                                             f"({_MAX_FILE_BYTES // 1024**3} GiB)")
+    try:
+        summary = json.loads((path / "summary.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError("run", folder, f"summary.json cannot be read ({_first_line(err)}); "
+                                         "rerun the run") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("config"), dict):
+        raise ConfigError("run", folder, "summary.json is not a run's summary (a mapping "
+                                         "with its config); rerun the run")
+    tables = {}
+    for key, name in (("replications", "replications.csv"),
+                      ("pending", "pending_by_replication.csv")):
+        try:
+            tables[key] = pd.read_csv(path / name)
+        except (OSError, ValueError, UnicodeError) as err:
+            raise ConfigError("run", folder, f"{name} cannot be read ({_first_line(err)}); "
+                                             "rerun the run") from None
+    pending = tables["pending"]
+    columns = [c for c in pending.columns if c != "date"]
+    if "date" not in pending or not columns \
+            or not all(pd.api.types.is_numeric_dtype(pending[c]) for c in columns):
+        raise ConfigError("run", folder, "pending_by_replication.csv is damaged (a date column "
+                                         "and one numeric column per replication expected)")
+    for column in tables["replications"].columns:  # a number column with a cell of text
+        values = tables["replications"][column]
+        if not pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            numbers = pd.to_numeric(values, errors="coerce")
+            if numbers.notna().any() and (numbers.isna() & values.notna()).any():
+                raise ConfigError("run", folder, f"replications.csv is damaged: column {column}"
+                                                 " holds numbers and text; rerun the run")
+    run = {"folder": path, "summary": summary, **tables}
+    try:
+        run["params"] = params_of(summary)
+    except (ValueError, TypeError, AttributeError, KeyError) as err:
+        raise ConfigError("run", folder, f"summary.json's config is not a valid configuration "
+                                         f"({_first_line(err)})") from None
+    return run
+
+
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def check_pairable(runs: list[dict[str, Any]]) -> None:
-    """Same seed, replications and dates: otherwise replication r is not paired with r."""
-    first = runs[0]["summary"]
+    """Same seed, replications and dates, and tables of the same shape: otherwise replication
+    r is not paired with r."""
+    first = runs[0]
     for run in runs[1:]:
         s = run["summary"]
         for key in ("seed", "replications", "start_date", "end_date"):
-            if s.get(key) != first.get(key):
-                raise ConfigError("run", str(run["folder"]), f"its {key} ({s.get(key)}) differs "
-                                  f"from the first run's ({first.get(key)}); paired differences "
-                                  "need the same seed, replications and dates")
+            if s.get(key) != first["summary"].get(key):
+                raise ConfigError("run", str(run["folder"]), f"its {key} ({s.get(key)!r}) "
+                                  f"differs from the first run's ({first['summary'].get(key)!r});"
+                                  " paired differences need the same seed, replications and "
+                                  "dates")
+        for key, name in (("pending", "pending_by_replication.csv"),
+                          ("replications", "replications.csv")):
+            if run[key].shape[0] != first[key].shape[0] or (
+                    key == "pending" and list(run[key].columns) != list(first[key].columns)):
+                raise ConfigError("run", str(run["folder"]), f"its {name} has "
+                                  f"{run[key].shape[0]} rows and {run[key].shape[1]} columns, "
+                                  f"the first run's {first[key].shape[0]} and "
+                                  f"{first[key].shape[1]}: damaged, or not the same dates")
+    for run in runs:
+        if run["replications"].shape[0] != run["pending"].shape[1] - 1:
+            raise ConfigError("run", str(run["folder"]), "replications.csv and "
+                              "pending_by_replication.csv disagree on the number of "
+                              "replications: damaged; rerun the run")
 
 
 def differences(runs: list[dict[str, Any]], labels: list[str]) -> pd.DataFrame:
@@ -78,7 +140,7 @@ def differences(runs: list[dict[str, Any]], labels: list[str]) -> pd.DataFrame:
         for key, words in HEADLINE:
             if key not in base or key not in table:
                 continue
-            a, b = base[key].to_numpy(float), table[key].to_numpy(float)
+            a, b = _numbers(base[key]), _numbers(table[key])
             mean, low, high = mean_ci(b - a)
             rows.append({"figure": words, "key": key, "against": f"{label} − {labels[0]}",
                          "reference": np.nanmean(a) if np.isfinite(a).any() else np.nan,
@@ -86,6 +148,11 @@ def differences(runs: list[dict[str, Any]], labels: list[str]) -> pd.DataFrame:
                          "difference": mean, "ci95_low": low, "ci95_high": high,
                          "replications": int(np.isfinite(b - a).sum())})
     return pd.DataFrame(rows)
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    """A column as floats; a cell that is not a number (a damaged file) counts as missing."""
+    return pd.to_numeric(column, errors="coerce").to_numpy(float)
 
 
 def pending_difference(base: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
@@ -109,7 +176,7 @@ def params_of(summary: dict[str, Any]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sim import plotting, reports
+    from sim import plotting, reports, run_folder
     from sim.outputs import write_csv
 
     argv = sys.argv[1:] if argv is None else argv
@@ -125,21 +192,28 @@ def main(argv: list[str] | None = None) -> int:
         check_pairable(runs)
         out = Path(args.out) if args.out else (
             Path("outputs/compare") / f"{dt.datetime.now():%Y-%m-%d/%H-%M-%S}")
-        if out.exists() and not out.is_dir():
-            raise ConfigError("--out", str(out), "is a file; give a folder")
+        out = run_folder.claim(out, "compare", "--out")
     except ValueError as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     table = differences(runs, labels)
     dates = runs[0]["pending"]["date"]
-    figures = [plotting.difference_figure(params_of(run["summary"]), dates,
+    figures = [plotting.difference_figure(run["params"], dates,
                                           pending_difference(runs[0]["pending"], run["pending"]),
                                           f"{label} − {labels[0]}")
                for run, label in zip(runs[1:], labels[1:], strict=True)]
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "compare.csv", table)
     command = " ".join(["python -m sim.compare", *map(shlex.quote, argv)])
-    reports.compare_report(out, labels, [r["summary"] for r in runs], table, figures, command)
+    try:  # beside an earlier comparison, swapped in once complete
+        stage = run_folder.staging(out)
+        write_csv(stage / "compare.csv", table)
+        reports.compare_report(stage, labels, [r["summary"] for r in runs], table, figures,
+                               command)
+        run_folder.commit(out, "compare", "report.html")
+    except OSError as err:
+        run_folder.discard(out)
+        print(f"error: could not write {out} ({err.strerror or err}); an earlier comparison "
+              "there stays as it was", file=sys.stderr)
+        return 1
     for row in table.itertuples(index=False):
         if row.key in ("peak_pending", "pending_end", "mean_wait_days",
                        "share_decided_within_limit"):
@@ -151,4 +225,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: the comparison stopped; an earlier one in its folder stays as it "
+              "was; rerun the same command", file=sys.stderr)
+        sys.exit(130)

@@ -104,8 +104,12 @@ def claim(folder: Path, tool: str, setting: str) -> Path:
     if folder in _held:
         return folder
     check_target(folder, tool, setting)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:  # /proc, /sys, a full or read-only file system
+        raise FolderError(setting, str(folder), f"cannot be written ({err.strerror or err}); "
+                          "give a folder on a writable disk") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as err:
@@ -179,6 +183,13 @@ def write_manifest(folder: Path, tool: str, files: list[str]) -> None:
 def discard(folder: Path) -> None:
     """Remove the staging folder of a failed or skipped attempt (ours; nothing else)."""
     shutil.rmtree(Path(folder) / STAGING, ignore_errors=True)
+
+
+def discard_all() -> None:
+    """:func:`discard` in every folder this process holds: what a failed process leaves is
+    the folders as they were."""
+    for folder in list(_held):
+        discard(folder)
 
 
 def _manifest(folder: Path) -> dict | None:

@@ -168,8 +168,12 @@ def planned_points(folder: Path) -> tuple[list[list[str]] | None, list[str], dic
     path = Path(folder) / "multirun.yaml"
     if not path.is_file():
         return None, [], info
-    cfg = read_yaml(path) or {}
+    cfg = _yaml_mapping(path, "multirun.yaml")
     hydra = cfg.get("hydra", {}) or {}
+    if not isinstance(hydra, dict) or not isinstance(hydra.get("overrides", {}) or {}, dict) \
+            or not isinstance(hydra.get("sweeper", {}) or {}, dict):
+        raise ValueError(f"folder={str(folder)!r}: multirun.yaml is not Hydra's record of a "
+                         "sweep (its hydra, hydra.overrides and hydra.sweeper are mappings)")
     exclude = lookup(hydra, "job.config.override_dirname.exclude_keys")
     if exclude is not None:
         info["exclude"] = [str(k) for k in exclude]
@@ -181,7 +185,12 @@ def planned_points(folder: Path) -> tuple[list[list[str]] | None, list[str], dic
     if "BasicSweeper" not in str(sweeper.get("_target_", "BasicSweeper")):
         return None, [], info
     params = sweeper.get("params") or {}
-    points, keys = expand_points([f"{k}={v}" for k, v in params.items()] + task)
+    try:
+        points, keys = expand_points([f"{k}={v}" for k, v in dict(params).items()] + task)
+    except Exception as err:  # noqa: BLE001 (Hydra's grammar refused a damaged record)
+        first = str(err).strip().splitlines()
+        raise ValueError(f"folder={str(folder)!r}: multirun.yaml's overrides cannot be read "
+                         f"({first[0] if first else type(err).__name__})") from None
     return points, [k for k in keys if k not in info["exclude"]], info
 
 
@@ -213,8 +222,37 @@ def job_overrides(job: Path) -> list[str]:
     """A job's overrides, from Hydra's record of its result or of its last attempt."""
     for record in (job / ".hydra", job / ".staging" / ".hydra"):
         if (record / "overrides.yaml").is_file():
-            return [str(o) for o in read_yaml(record / "overrides.yaml") or []]
+            overrides = _yaml_value(record / "overrides.yaml")
+            return [str(o) for o in overrides] if isinstance(overrides, list) else []
     return []
+
+
+def _yaml_value(path: Path) -> Any:
+    """A YAML file's content; None when it cannot be read (damaged, not YAML)."""
+    import yaml
+
+    try:
+        return read_yaml(path)
+    except (OSError, UnicodeError, yaml.YAMLError):
+        return None
+
+
+def _yaml_mapping(path: Path, name: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping; ValueError (one line) otherwise."""
+    import yaml
+
+    try:
+        data = read_yaml(path)
+    except (OSError, UnicodeError, yaml.YAMLError) as err:
+        first = str(err).strip().splitlines()
+        raise ValueError(f"folder={str(path.parent)!r}: {name} cannot be read "
+                         f"({first[0] if first else type(err).__name__})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"folder={str(path.parent)!r}: {name} is not Hydra's record of a "
+                         f"sweep (a mapping expected, found {type(data).__name__})")
+    return data
 
 
 def job_status(folder: Path) -> tuple[str, str, dict[str, Any] | None]:
@@ -225,6 +263,8 @@ def job_status(folder: Path) -> tuple[str, str, dict[str, Any] | None]:
         summary = json.loads(summary_path.read_text())
     except (OSError, ValueError):
         summary = None
+    if summary is not None and not isinstance(summary, dict):  # damaged: not a run's summary
+        return "failed", "summary.json is not a run's summary (damaged)", None
     error = error_path.read_text().strip() if error_path.is_file() else None
     if summary is not None and (error is None or error_path.stat().st_mtime
                                 < summary_path.stat().st_mtime):
