@@ -1,8 +1,9 @@
 """Running a study's independent tasks: the one pool every study uses.
 
-Replications, calibration points and sensitivity points all go through :func:`parallel_map`.
-Each task carries its own seed, so the results do not depend on how many workers run them nor
-where (:class:`sim.params.ExecutorConfig`, config group ``executor``):
+Replications, calibration points and sensitivity points all go through :func:`parallel_map`
+(or :func:`parallel_iter`, which hands each result over as it comes). Each task carries its
+own seed, so the results do not depend on how many workers run them nor where
+(:class:`sim.params.ExecutorConfig`, config group ``executor``):
 
 - ``local``: ``jobs`` processes on this machine (``concurrent.futures``); one job runs in this
   process;
@@ -10,15 +11,27 @@ where (:class:`sim.params.ExecutorConfig`, config group ``executor``):
   its share of the tasks: the cluster code path, testable without a cluster;
 - ``slurm``: a Slurm job array of ``jobs`` tasks through submitit.
 
+On this machine (``local``, ``submitit_local``) the workers are capped at the CPUs this process
+may use, unless ``executor.oversubscribe``: ``jobs=1000`` on 2 cores runs 2 workers, with the
+same results. Local workers end with the process that started them, even killed with
+``kill -9`` (:func:`_end_with_parent`), and so does a sweep job in the Hydra joblib launcher's
+worker (:func:`end_with_pool_parent`).
+
 With submitit, task i goes to worker ``i % workers``; the results come back in task order.
 """
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
+import os
+import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +39,18 @@ from sim.params import ExecutorConfig, ExecutorKind
 
 LOCAL = ExecutorConfig()  # processes on this machine: what a task inside a worker uses
 _POLL_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# Tasks handed to the pool ahead of the one whose result is awaited, per worker: enough to keep
+# every worker busy, few enough that pending tasks and finished results never pile up.
+_AHEAD_PER_WORKER = 2
+# The workers' parent is this process with fork (Linux: workers start at once, sharing the
+# imports) and spawn (elsewhere), never a fork server: _end_with_parent compares it with ours.
+_CONTEXT = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+_NO_TASK = object()
+_capped_told: set[int] = set()  # the jobs values whose cap was said on stderr (once each)
+# The process whose thread watches its parent (watch_parent): a forked child inherits this
+# value but not the thread.
+_watching_pid: int | None = None
 
 
 def parallel_map(fn: Callable[[Any], Any], tasks: list, jobs: int = 1, desc: str = "",
@@ -34,31 +59,124 @@ def parallel_map(fn: Callable[[Any], Any], tasks: list, jobs: int = 1, desc: str
     """``[fn(t) for t in tasks]`` on ``jobs`` workers of ``executor`` (default: local
     processes), in task order. ``fn`` and the tasks must pickle (module-level functions).
     A progress bar shows on a terminal (stderr) or in a notebook, never in a log file."""
+    return list(parallel_iter(fn, tasks, jobs, desc, progress, unit, executor))
+
+
+def parallel_iter(fn: Callable[[Any], Any], tasks: Sequence, jobs: int = 1, desc: str = "",
+                  progress: bool | None = None, unit: str = "task",
+                  executor: ExecutorConfig | None = None) -> Iterator:
+    """:func:`parallel_map`, each result handed over as soon as it and those before it are
+    done, so that a caller aggregating them keeps none. Local processes get a few tasks ahead
+    of the result awaited, never all: pending tasks and waiting results stay few."""
     # The text bar in a notebook too: Jupyter redraws it in place in the cell's output. tqdm.auto
     # would draw a widget only where ipywidgets is installed (not a dependency; elsewhere it
     # warns and falls back to this bar), and nbclient cannot update a widget.
     from tqdm import tqdm
 
     executor = LOCAL if executor is None else executor
+    end_with_pool_parent()
+    workers = capped_workers(jobs, len(tasks), executor)
     show = (sys.stderr.isatty() or _in_notebook()) if progress is None else progress
     with tqdm(total=len(tasks), desc=desc, unit=unit, disable=not show or len(tasks) < 2,
               file=sys.stderr) as bar:
         if executor.kind != ExecutorKind.local and tasks:
-            return _submitit_map(fn, tasks, max(1, min(jobs, len(tasks))), executor, bar)
-        if jobs <= 1 or len(tasks) < 2:
-            out = []
+            yield from _submitit_map(fn, tasks, workers, executor, bar)
+            return
+        if workers <= 1:
             for task in tasks:
-                out.append(fn(task))
+                yield fn(task)
                 bar.update()
-            return out
+            return
         from concurrent.futures import ProcessPoolExecutor
 
-        out = []
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-            for result in pool.map(fn, tasks):
-                out.append(result)
-                bar.update()
-        return out
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_CONTEXT,
+                                 initializer=_end_with_parent, initargs=(os.getpid(),)) as pool:
+            todo = iter(tasks)
+            running = deque(pool.submit(fn, task)
+                            for task in itertools.islice(todo, _AHEAD_PER_WORKER * workers))
+            try:
+                while running:
+                    result = running.popleft().result()
+                    task = next(todo, _NO_TASK)
+                    if task is not _NO_TASK:
+                        running.append(pool.submit(fn, task))
+                    bar.update()
+                    yield result
+            finally:  # a task failed or the caller stopped: start none of those waiting
+                for future in running:
+                    future.cancel()
+
+
+def cpus() -> int:
+    """CPUs this process may run on (its affinity, which a batch system may restrict)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def capped_workers(jobs: int, n_tasks: int, executor: ExecutorConfig) -> int:
+    """Workers for ``n_tasks`` tasks asked to run on ``jobs``: at most one per task and, on this
+    machine, at most one per CPU unless ``executor.oversubscribe`` (said once on stderr: more
+    processes than cores only share them, at the cost of their memory). A Slurm array's tasks
+    run elsewhere: not capped by this machine."""
+    workers = max(1, min(jobs, n_tasks))
+    if executor.kind == ExecutorKind.slurm or executor.oversubscribe or workers <= cpus():
+        return workers
+    if jobs not in _capped_told:
+        _capped_told.add(jobs)
+        print(f"jobs={jobs}: {cpus()} workers, one per CPU this process may use (results are "
+              f"the same; executor.oversubscribe=true starts {workers})", file=sys.stderr,
+              flush=True)
+    return cpus()
+
+
+def _end_with_parent(parent: int) -> None:
+    """Initializer of every local worker: end it when its parent (this module's caller, pid
+    ``parent``) ends, even by ``kill -9``, so that no worker runs on orphaned.
+
+    On Linux the kernel sends the worker SIGKILL when its parent's thread that started it ends
+    (``PR_SET_PDEATHSIG``; the pool starts its workers from the thread that runs it and that
+    thread outlives them); if the parent ended before that was set, the worker was already
+    handed to another process, and it ends now. Elsewhere a thread watches the parent."""
+    if sys.platform != "linux":
+        watch_parent(parent)
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        watch_parent(parent)  # not allowed here (a sandbox): the portable way
+    elif os.getppid() != parent:
+        os._exit(1)
+
+
+def watch_parent(parent: int) -> None:
+    """End this process (``os._exit``, nothing of it is worth saving) within
+    ``_POLL_SECONDS`` of the end of its parent, pid ``parent``: a daemon thread compares
+    ``os.getppid()`` with it, which changes as soon as the parent ends (the orphan is handed to
+    init or a subreaper). Once per process."""
+    global _watching_pid
+    if _watching_pid == os.getpid():
+        return
+    _watching_pid = os.getpid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def end_with_pool_parent() -> None:
+    """In a worker of another library's process pool, end with that pool's parent: the Hydra
+    joblib launcher runs each sweep job in a loky worker, which would otherwise run its job on
+    (and then idle for minutes) after ``kill -9`` of the sweep. A thread watches the parent
+    rather than PR_SET_PDEATHSIG: loky may start a worker from a thread that ends before the
+    worker should. A process started otherwise (a command line, a notebook) is left alone."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid == os.getppid():
+        watch_parent(parent.pid)
 
 
 def _run_share(fn: Callable[[Any], Any], share: Sequence[Any]) -> list:

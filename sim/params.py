@@ -308,6 +308,9 @@ class ExecutorConfig:
     kind: ExecutorKind = ExecutorKind.local
     folder: str = "outputs/executor"  # submitit's pickles and logs, a subfolder per call
     timeout_min: int = 60  # per worker job (submitit)
+    # On this machine (local, submitit_local) jobs above the CPUs this process may use run one
+    # worker per CPU (said on stderr; results are the same): true starts every one asked for.
+    oversubscribe: bool = False
     # Slurm only (site settings: configs/local/executor/slurm.yaml, git-ignored)
     partition: str | None = None
     account: str | None = None
