@@ -139,7 +139,7 @@ class Settings:
     # about +-12 %; linear for shares and ratios).
     discrepancy: dict[str, float] = field(default_factory=lambda: {"log": 0.05, "linear": 0.02})
     waves: int = 4  # at most
-    points: int = 120  # simulated per wave
+    points: int = 100  # simulated per wave (as configs/calibrate/default.yaml)
     replications: int = 4  # per point; the realisation variance is emulated across points
     screen_cutoff: float = 5.0  # after one run, points above this get no further runs
     candidates: int = 20000  # prior samples estimating each region's share, drawing the next wave
