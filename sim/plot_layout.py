@@ -187,13 +187,11 @@ def _padded(entries: list, ncol: int, blank) -> list:
 
 # -- numbers ------------------------------------------------------------------------------------
 def kind_of(figure: str) -> str:
-    """'days', 'share' or 'count': how a headline figure (a dotted summary key) is written."""
-    name = figure.rsplit(".", 1)[-1]
-    if "days" in name:
-        return "days"
-    if "share" in name or "utilisation" in name or "fraction" in name:
-        return "share"
-    return "count"
+    """'days', 'share' or 'count': how a headline figure (a dotted summary key) is written
+    (:func:`sim.stats.figure_kind`)."""
+    from sim.stats import figure_kind
+
+    return figure_kind(figure)
 
 
 def format_number(value: float, kind: str = "count", digits: int = 3) -> str:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from sim.files import atomic_write, package_version
 from sim.params import CONFIG_DIR
+from sim.stats import figure_kind, within_range
 from sim.studies.install import value_lines
 
 # Headline figures of a run report: (dotted key of summary.json, words).
@@ -172,11 +173,10 @@ def headline_table(summary: dict[str, Any]) -> pd.DataFrame:
         value = lookup(summary, key)
         if value is None and key not in ci:
             continue
-        is_share = "share" in key or key == "utilisation"
-        fmt = share if is_share else number
+        fmt = share if figure_kind(key) == "share" else number
         # every headline figure is a count, a duration or a share: a t interval of few
         # replications can reach past that range, so it is cut there (said under the table)
-        low, high = (_within(v, is_share) for v in (ci.get(key) or [None, None, None])[:2])
+        low, high = (within_range(v, key) for v in (ci.get(key) or [None, None, None])[:2])
         plow, phigh = (pred.get(key) or [None, None, None])[:2]
         n = (ci.get(key) or [None, None, summary.get("replications", 1)])[2]
         rows.append({"figure": words, "key": key, "mean": fmt(value),
@@ -190,13 +190,6 @@ def headline_html(summary: dict[str, Any]) -> str:
     """:func:`headline_table` as HTML (its cells are formatted already)."""
     frame = headline_table(summary)
     return table(frame, {c: esc for c in frame.columns if c != "replications"})
-
-
-def _within(value: float | None, is_share: bool) -> float | None:
-    """A bound cut to the figure's possible range: at least 0, and at most 1 for a share."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return value
-    return min(max(value, 0.0), 1.0) if is_share else max(value, 0.0)
 
 
 def summary_sentence(summary: dict[str, Any]) -> str:
@@ -230,7 +223,7 @@ def _with_interval(summary: dict[str, Any], key: str, fmt=None) -> str:
     text = fmt(lookup(summary, key))
     ci = (summary.get("ci95") or {}).get(key)
     if ci and ci[0] is not None:  # cut at the figure's range, as in the report's table
-        low, high = (_within(v, fmt is share) for v in ci[:2])
+        low, high = (within_range(v, key) for v in ci[:2])
         text += f" [{fmt(low)}, {fmt(high)}]"
     return text
 

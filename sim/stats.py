@@ -1,5 +1,6 @@
 """Statistics over independent replications, in one place: means, confidence intervals,
-predictive intervals, bands over time, and how many replications a figure needs."""
+predictive intervals, bands over time, how many replications a figure needs, and the one rule
+that keeps every interval inside its figure's possible range."""
 
 from __future__ import annotations
 
@@ -7,6 +8,36 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+
+
+def figure_kind(figure: str) -> str:
+    """'days', 'share' or 'count': what a figure (a dotted summary key or a column) measures."""
+    name = figure.rsplit(".", 1)[-1]
+    if "days" in name:
+        return "days"
+    if "share" in name or "utilisation" in name or "fraction" in name:
+        return "share"
+    return "count"
+
+
+def figure_range(figure: str) -> tuple[float, float]:
+    """The values a figure can take: a share in [0, 1], a count or a number of days >= 0."""
+    return (0.0, 1.0) if figure_kind(figure) == "share" else (0.0, math.inf)
+
+
+def within_range(value, figure: str):
+    """An interval's bound (a number, None or an array) cut to the figure's possible range:
+    a t interval around a mean near 0 or 1 reaches past it (no count below 0, no share above
+    100 %). Every table and report that prints an interval uses this rule. Missing stays
+    missing."""
+    low, high = figure_range(figure)
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        return np.clip(value, low, high)  # NaN stays NaN
+    if isinstance(value, float) and math.isnan(value):
+        return value
+    return min(max(float(value), low), high)
 
 
 def t_quantile(df: int, p: float) -> float:

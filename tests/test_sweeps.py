@@ -99,6 +99,8 @@ def test_summary_columns(basic):
         assert {figure, f"{figure}_low", f"{figure}_high"} <= set(t.columns)
         assert (t[f"{figure}_low"] <= t[figure] + 1e-9).all()
         assert (t[figure] <= t[f"{figure}_high"] + 1e-9).all()
+        assert (t[f"{figure}_low"] >= 0).all()  # cut to the figure's range (sim.stats)
+    assert (t["utilisation_high"] <= 1).all()
 
 
 def test_summary_matches_run_folders(basic):

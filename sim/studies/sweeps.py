@@ -37,6 +37,7 @@ from typing import Any
 from sim.command_line import expand_sweep, override_value
 from sim.files import read_yaml
 from sim.keys import lookup
+from sim.stats import within_range
 
 SUMMARY_FILE = "sweep_summary.csv"
 BACKLOG_STEM = "sweep_backlog"
@@ -382,7 +383,9 @@ def summary_table(sweep: Sweep):
         for f in figures:
             low, high = (ci.get(f) or [None, None])[:2]
             row[f] = _num(lookup(s, f))
-            row[f"{f}_low"], row[f"{f}_high"] = _num(low), _num(high)
+            # cut to the figure's range, as every table is (sim.stats.within_range)
+            row[f"{f}_low"] = within_range(_num(low), f)
+            row[f"{f}_high"] = within_range(_num(high), f)
         for f in extras:
             row[f] = lookup(s, f)
         row["message"] = job.message
