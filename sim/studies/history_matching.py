@@ -25,6 +25,7 @@ import dataclasses
 import math
 import re
 import time
+import typing
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,8 +59,8 @@ class Limit:
         return finite and (x > self.low if self.above else x >= self.low) and (
             self.high is None or x <= self.high)
 
-    def words(self, x: float) -> str:
-        kind = "an integer" if isinstance(x, int) else "a finite number"
+    def words(self, integer: bool) -> str:
+        kind = "an integer" if integer else "a finite number"
         if self.high is None:
             return f"must be {kind} {'>' if self.above else '>='} {_number(self.low)}"
         return (f"must be {kind} in {'(' if self.above else '['}{_number(self.low)}, "
@@ -112,6 +113,7 @@ def settings_of(kind: type, raw: Any, prefix: str) -> Any:
 
 def _check_numbers(obj: Any, prefix: str) -> None:
     limits = getattr(type(obj), "LIMITS", {})
+    hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         key, value = f"{prefix}.{f.name}", getattr(obj, f.name)
         if dataclasses.is_dataclass(value):
@@ -127,7 +129,7 @@ def _check_numbers(obj: Any, prefix: str) -> None:
             raise ConfigError(key, value, "must be a finite number")
         limit = limits.get(f.name)
         if limit is not None and value is not None and not limit.allows(value):
-            raise ConfigError(key, value, limit.words(value))
+            raise ConfigError(key, value, limit.words(hints[f.name] is int))
 
 
 @dataclass

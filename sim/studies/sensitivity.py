@@ -112,9 +112,11 @@ def settings_from(raw: dict[str, Any]) -> Settings:
     if s.sobol.n & (s.sobol.n - 1):
         raise ConfigError("sensitivity.sobol.n", s.sobol.n, "must be a power of two")
     if len(s.factors) < 2:
-        raise ConfigError("sensitivity.factors", len(s.factors), "at least two factors")
+        raise ConfigError("sensitivity.factors", ConfigError.NO_VALUE,
+                          f"at least two factors are needed ({len(s.factors)} given)")
     if not s.outputs:
-        raise ConfigError("sensitivity.outputs", ConfigError.NO_VALUE, "at least one output")
+        raise ConfigError("sensitivity.outputs", ConfigError.NO_VALUE,
+                          "at least one output is needed")
     for o in s.outputs:
         u = o.undefined
         if not (u is None or u == "horizon" or (isinstance(u, int | float)
