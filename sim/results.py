@@ -4,19 +4,24 @@ figures with their intervals, and plots drawn from those tables.
 ``ci95`` is the 95 % confidence interval of the replication mean (Student t); ``predictive95``
 the 2.5-97.5 percentiles over replications (with an ensemble on, they also carry the
 calibrated inputs' uncertainty).
+
+Replications are aggregated as they arrive: of each :class:`Results` keeps what its tables
+need of it, a row of headline figures and its daily series (numbers only, a few kilobytes), and
+it sums the rest (per-class tables, wait histograms) as it goes; a whole ``RunResult`` (a
+hundred kilobytes and more) is kept only on request (``keep_runs``).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sim import ensemble, keys
+from sim import ensemble
 from sim.clearance import clearance
 from sim.metrics import WAIT_PERCENTILES, RunResult, clearance_summary
 from sim.params import Config
@@ -26,47 +31,158 @@ from sim.stats import band, mean_ci, percentile_band, predictive_interval
 BAND_COLUMNS = ("pending", "approved", "denied", "withdrawn", "arrivals", "waiting",
                 "past_statutory_limit", "cohort_pending")
 GROUP_DIMS = ("destination", "trusted", "military")
+GROUP_FIGURES = ("pending", "approved", "arrivals")  # group_bands' figures, per group and day
 GROUP_NUMBERS = ("mean", "low", "high", "pred_low", "pred_high")  # group_bands' number columns
 BANDS_NOTE = ("ci95: 95 % confidence interval of the replication mean (t); "
               "predictive95: 2.5-97.5 percentiles over replications")
+# Every group a replication can have: (dimension, value), a row of its group series each.
+_GROUPS = [(dim, value) for dim in GROUP_DIMS for value in dict(CLASS_DIMS)[dim]]
+_CLASS_BATCH = 32  # per-class tables summed together (memory: this many replications' tables)
+# What a replication's headline figure was: its row of figures holds NaN for None and missing.
+_NUMBER, _NONE, _BOOL, _MISSING = range(4)
 
 
-@dataclass
 class Results:
-    """Replications of one scenario: tables with confidence bands, headline figures, plots."""
+    """Replications of one scenario: tables with confidence bands, headline figures, plots.
 
-    params: Config
-    runs: list[RunResult]
+    ``runs``: any iterable of replications' results, consumed once, each aggregated as it
+    arrives. With ``keep_runs`` the list ``runs`` holds every one (for a look at single
+    replications: their daily tables, applications, ...); without, it stays empty, and memory
+    grows by a few kilobytes a replication.
+    """
 
-    @property
-    def n(self) -> int:
-        return len(self.runs)
+    def __init__(self, params: Config, runs: Iterable[RunResult], keep_runs: bool = True):
+        self.params = params
+        self.runs: list[RunResult] = []
+        self.n = 0
+        self._keep = keep_runs
+        self._first: RunResult | None = None  # replication 0 whole: the tables' template
+        self._daily_columns: list[str] = []  # daily's figures, their order in _daily_rows
+        self._daily_rows: list[np.ndarray] = []  # a replication's (figures x days) floats each
+        self._group_rows: list[np.ndarray] = []  # (GROUP_FIGURES x _GROUPS x days) floats each
+        self._groups_seen: set[int] = set()  # indexes in _GROUPS of the groups any run had
+        self._class_tables: list[pd.DataFrame] = []  # per-class tables, summed by batches
+        self._class_empty: list[pd.DataFrame] = []  # one empty per-class table, if any came
+        self.waits = WaitHistogram()  # waits for a first review after the warm-up, pooled
+        self._segment_waits = {segment_name(s): WaitHistogram() for s in range(N_SEGMENTS)}
+        self._columns: dict[str, int] = {}  # figure key -> column, in order of first appearance
+        self._keys: tuple[str, ...] = ()  # the last replication's figure keys ...
+        self._where = np.zeros(0, dtype=np.intp)  # ... and their columns
+        self._figure_rows: list[tuple[np.ndarray, np.ndarray]] | None = []  # (values, kinds)
+        self._clearance: list[tuple[Any, Any, Any]] = []  # a replication's dates, see summary
+        self._members: list[int | None] = []  # the ensemble member each replication ran with
+        for run in runs:
+            self._add(run)
+        if not self.n:
+            raise ValueError("Results: no replications")
+
+    def _add(self, run: RunResult) -> None:
+        """Take in one more replication (replication ``self.n``)."""
+        if self._first is None:
+            self._first = run
+            self._daily_columns = [c for c in run.daily.columns
+                                   if c not in ("date", "day", "working_day")]
+        if self._keep:
+            self.runs.append(run)
+        self.n += 1
+        self._daily_rows.append(
+            np.ascontiguousarray(run.daily[self._daily_columns].to_numpy(dtype=float).T))
+        self._group_rows.append(self._group_series(run.by_class))
+        if run.by_class.empty:  # its figure columns have no type: kept for the final concat
+            self._class_empty[:] = [run.by_class]
+        else:
+            self._class_tables.append(run.by_class)
+            if len(self._class_tables) >= _CLASS_BATCH:
+                self._class_tables = [_class_sums(self._class_tables)]
+        _merge_into(self.waits, run.waits)
+        for name, hist in run.segment_waits.items():
+            _merge_into(self._segment_waits[name], hist)
+        self._add_figures(run.summary)
+        cl = run.summary["clearance"]
+        self._clearance.append((cl["clearance_date"], cl["stayed_cleared"],
+                                cl["back_above_threshold_date"]))
+        self._members.append(run.summary.get("ensemble_member"))
+
+    def _group_series(self, by_class: pd.DataFrame) -> np.ndarray:
+        """Per group figure (GROUP_FIGURES), group (_GROUPS) and day, the sums over a
+        replication's classes: each row's group and day located by number, then one bincount
+        per figure (a groupby over (value, date strings) costs ten times more)."""
+        dates = self._first.daily["date"]
+        n_days, cells = len(dates), []
+        day = pd.Index(dates).get_indexer(by_class["date"])
+        for dim in GROUP_DIMS:
+            values = dict(CLASS_DIMS)[dim]
+            group = _GROUPS.index((dim, values[0])) + pd.Categorical(
+                by_class[dim], categories=list(values)).codes.astype(np.int64)
+            self._groups_seen.update(np.unique(group).tolist())
+            cells.append(group * n_days + day)
+        cell = np.concatenate(cells)
+        return np.stack([np.bincount(cell, weights=np.tile(by_class[f].to_numpy(dtype=float),
+                                                           len(GROUP_DIMS)),
+                                     minlength=len(_GROUPS) * n_days).reshape(-1, n_days)
+                         for f in GROUP_FIGURES])
+
+    def _add_figures(self, summary: dict[str, Any]) -> None:
+        """The replication's headline figures as a row (NaN where None) and what each was."""
+        leaves = list(_leaves(summary))
+        keys = tuple(k for k, _ in leaves)
+        if keys != self._keys:  # new figures, in a new order: columns for them
+            self._keys = keys
+            self._where = np.array([self._columns.setdefault(k, len(self._columns))
+                                    for k in keys], dtype=np.intp)
+        values = np.full(len(self._columns), np.nan)
+        values[self._where] = [np.nan if v is None else float(v) for _, v in leaves]
+        kinds = np.full(len(self._columns), _MISSING, dtype=np.int8)
+        kinds[self._where] = [_NONE if v is None else _BOOL if isinstance(v, bool) else _NUMBER
+                              for _, v in leaves]
+        self._figure_rows.append((values, kinds))
+
+    @cached_property
+    def _figures(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Every replication's figures: values (replications x figures, read-only, booleans
+        as 0/1, NaN where undefined), what each was (_NUMBER, ...), and the figures' keys. The
+        rows are freed as they are copied in."""
+        values = np.full((self.n, len(self._columns)), np.nan)
+        kinds = np.full(values.shape, _MISSING, dtype=np.int8)
+        rows, self._figure_rows = self._figure_rows, None
+        for i in range(self.n):
+            v, k = rows[i]
+            rows[i] = None
+            values[i, :len(v)], kinds[i, :len(k)] = v, k
+        values.flags.writeable = False
+        return values, kinds, list(self._columns)
 
     def per_run(self, key: str) -> np.ndarray:
         """One summary figure (a dotted key such as ``by_group.trusted.True.mean_wait_days``)
         per replication, NaN where a replication does not define it: for intervals and
         differences paired by replication (``sim.stats.mean_ci``)."""
-        return np.array([_nan_if_none(keys.lookup(r.summary, key)) for r in self.runs],
-                        dtype=float)
+        values, kinds, _ = self._figures
+        if key not in self._columns:
+            return np.full(self.n, np.nan)
+        j = self._columns[key]
+        return np.where(kinds[:, j] <= _BOOL, values[:, j], np.nan)
+
+    def _series(self, column: str) -> np.ndarray:
+        """A daily figure, replications x days (floats)."""
+        j = self._daily_columns.index(column)
+        return np.stack([row[j] for row in self._daily_rows])
 
     @cached_property
     def daily(self) -> pd.DataFrame:
         """Per day: the replication mean of every figure and, for the main ones, the 95 %
         confidence band of the mean (``_low``, ``_high``) and the 95 % predictive interval
         over replications (``_pred_low``, ``_pred_high``)."""
+        first = self._first.daily
         if self.n == 1:
-            return self.runs[0].daily
-        first = self.runs[0].daily
-        numeric = [c for c in first.columns if c not in ("date", "day", "working_day")]
-        stack = {c: np.vstack([r.daily[c].to_numpy(dtype=float) for r in self.runs])
-                 for c in numeric}
+            return first
         out = first[["date", "day", "working_day"]].copy()
-        for c in numeric:
-            mean, low, high = band(stack[c])
+        for c in self._daily_columns:
+            series = self._series(c)
+            mean, low, high = band(series)
             out[c] = mean
             if c in BAND_COLUMNS:
                 out[f"{c}_low"], out[f"{c}_high"] = low, high
-                out[f"{c}_pred_low"], out[f"{c}_pred_high"] = percentile_band(stack[c])
+                out[f"{c}_pred_low"], out[f"{c}_pred_high"] = percentile_band(series)
         return out
 
     @cached_property
@@ -74,11 +190,13 @@ class Results:
         """Per day and class, the replication mean (classes absent from a run count as 0)."""
         keys = ["date", *[d for d, _ in CLASS_DIMS]]
         if self.n == 1:  # each (date, class) once: sorting gives the groupby's rows, cheaper
-            table = self.runs[0].by_class.sort_values(keys, kind="stable", ignore_index=True)
+            table = self._first.by_class.sort_values(keys, kind="stable", ignore_index=True)
             numeric = [c for c in table.columns if c not in keys]
             table[numeric] = table[numeric].astype(float)
             return table
-        table = pd.concat([r.by_class for r in self.runs], ignore_index=True)
+        # The batches' sums (integer counts: exact in any order) and any empty table, which
+        # types the figure columns as one concat of every replication's table did.
+        table = pd.concat([*self._class_tables, *self._class_empty], ignore_index=True)
         return (table.groupby(keys, sort=True).sum(numeric_only=True) / self.n).reset_index()
 
     @cached_property
@@ -90,25 +208,15 @@ class Results:
         interval over replications (all four NaN with one replication).
         """
         blocks = []  # ((dimension, value, figure), (mean, low, high, pred_low, pred_high))
-        dates = self.runs[0].daily["date"]
-        figures = ("pending", "approved", "arrivals")
-        # per run, each row's day (its position in `dates`), then per dimension sums by
-        # (value, day) with one bincount: a groupby over (value, date strings) costs ten times more
-        day_of_row = [pd.Index(dates).get_indexer(r.by_class["date"]) for r in self.runs]
+        dates = self._first.daily["date"]
         for dim in GROUP_DIMS:
-            values = sorted({v for r in self.runs for v in r.by_class[dim].unique()}, key=str)
-            sums = {figure: np.zeros((self.n, len(values), len(dates))) for figure in figures}
-            for k, (r, day) in enumerate(zip(self.runs, day_of_row, strict=True)):
-                cell = pd.Categorical(r.by_class[dim], categories=values).codes.astype(
-                    np.int64) * len(dates) + day
-                for figure in figures:
-                    sums[figure][k] = np.bincount(
-                        cell, weights=r.by_class[figure].to_numpy(dtype=float),
-                        minlength=len(values) * len(dates)).reshape(len(values), len(dates))
-            for i, value in enumerate(values):
-                for figure in figures:
-                    m = sums[figure][:, i, :]
-                    blocks.append(((dim, str(value), figure), (*band(m), *percentile_band(m))))
+            seen = sorted((g for g in self._groups_seen if _GROUPS[g][0] == dim),
+                          key=lambda g: str(_GROUPS[g][1]))
+            for g in seen:
+                for f, figure in enumerate(GROUP_FIGURES):
+                    m = np.stack([row[f, g] for row in self._group_rows])
+                    blocks.append(((dim, str(_GROUPS[g][1]), figure),
+                                   (*band(m), *percentile_band(m))))
         # One frame from one block of numbers (no copy) and categorical labels (a code per
         # row, each label once): a million-row run would otherwise copy its numbers again and a
         # million text references per label column; write_csv formats a category once.
@@ -129,19 +237,13 @@ class Results:
         return table
 
     @cached_property
-    def waits(self) -> WaitHistogram:
-        """Waits for a first review after the warm-up, pooled over replications."""
-        return WaitHistogram.merged(r.waits for r in self.runs)
-
-    @cached_property
     def replications(self) -> pd.DataFrame:
         """One row per replication, one column per headline figure of summary.json (dotted
         keys, as ``sim.solve`` and ``per_run`` name them; booleans as 0/1, undefined as NaN):
         the table the intervals, the solver's probabilities and paired comparisons use."""
-        flat = [flatten_figures(r.summary, booleans=True) for r in self.runs]
-        columns = list(dict.fromkeys(k for f in flat for k in f))
-        table = pd.DataFrame([{k: _nan_if_none(f.get(k)) for k in columns} for f in flat],
-                             columns=columns, dtype=float)
+        values, _, columns = self._figures
+        # the figures' own block, read-only (a write raises rather than change the summary)
+        table = pd.DataFrame(values, columns=columns, copy=False)
         table.insert(0, "replication", np.arange(self.n))
         return table
 
@@ -149,10 +251,10 @@ class Results:
     def pending_by_replication(self) -> pd.DataFrame:
         """Pending applications at each day's end, one column per replication (``r0``, ...):
         what paired comparisons of backlog curves (``python -m sim.compare``) need."""
-        table = self.runs[0].daily[["date"]].copy()
-        for i, r in enumerate(self.runs):
-            table[f"r{i}"] = r.daily["pending"].to_numpy()
-        return table
+        first = self._first.daily
+        dtype = first["pending"].dtype  # integer counts: exact through the floats kept
+        columns = {f"r{i}": row for i, row in enumerate(self._series("pending").astype(dtype))}
+        return pd.concat([first[["date"]], pd.DataFrame(columns, index=first.index)], axis=1)
 
     @cached_property
     def who_waits(self) -> pd.DataFrame:
@@ -167,7 +269,7 @@ class Results:
             fig = summary["by_segment"][name]
             if not fig["arrivals"]:
                 continue
-            pooled = WaitHistogram.merged(r.segment_waits[name] for r in self.runs)
+            pooled = self._segment_waits[name]
             rows.append({
                 "group": name.replace("_", ", "), "segment": name, **labels,
                 "arrivals": fig["arrivals"], "decisions": fig["decisions"],
@@ -199,20 +301,23 @@ class Results:
         the clearance of the mean backlog curve. With a calibrated ensemble, `ensemble` names
         its file, its number of members and the member each replication used.
         """
-        out = copy.deepcopy(self.runs[0].summary)
+        first = self._first.summary
+        out = copy.deepcopy(first)
         out.pop("ensemble_member", None)  # per replication: reported in ensemble.used
         if self.n == 1:
             out.update(replications=1, ci95={}, predictive95={})
             return self._with_notes(out)
-        flat = [flatten_figures(r.summary) for r in self.runs]
-        keys = [k for k in flat[0] if k != "ensemble_member"
-                and all(isinstance(f.get(k), int | float | type(None)) for f in flat)]
+        figures, kinds, _ = self._figures
+        # replication 0's figures (not its booleans); a replication where one is a boolean,
+        # None or missing leaves it undefined
+        keys = [k for k, v in _leaves(first) if k != "ensemble_member" and not isinstance(v, bool)]
         ci, predictive = {}, {}
         for key in keys:
-            values = [np.nan if f.get(key) is None else f[key] for f in flat]
+            number = kinds[:, self._columns[key]] == _NUMBER
+            values = np.where(number, figures[:, self._columns[key]], np.nan)
             mean, low, high = mean_ci(values)
             _set(out, key, None if np.isnan(mean) else mean)
-            defined = sum(f.get(key) is not None for f in flat)
+            defined = int(number.sum())
             ci[key] = [_none_if_nan(low), _none_if_nan(high), defined]
             pred_low, pred_high = predictive_interval(values)
             predictive[key] = [_none_if_nan(pred_low), _none_if_nan(pred_high), defined]
@@ -220,22 +325,20 @@ class Results:
         pending = daily["pending"].to_numpy()
         peak = clearance(pending).peak_day
         out["peak_pending_date"] = daily["date"].iloc[peak]
-        cohort_day = self.runs[0].summary["clearance"].get("cohort_date")
+        cohort_day = first["clearance"].get("cohort_date")
         cohort_idx = int(np.flatnonzero(daily["date"] == cohort_day)[0]) if cohort_day else None
         curve = clearance_summary(self.params, daily, cohort_idx)
         # Day counts in `clearance` are replication means (their CIs are in ci95); the
         # clearance of the mean curve is reported apart, since the two can differ.
         cl = out["clearance"]
-        cleared = [r.summary["clearance"]["clearance_date"] for r in self.runs]
+        cleared, stayed, back = zip(*self._clearance, strict=True)
         cl["cleared_in_replications"] = sum(d is not None for d in cleared)
         cl["cleared"] = all(d is not None for d in cleared)
         cl["clearance_date"] = (
             pd.to_datetime(pd.Series(cleared)).mean().date().isoformat() if cl["cleared"]
             else None)
-        stayed = [r.summary["clearance"]["stayed_cleared"] for r in self.runs]
         cl["stayed_cleared_in_replications"] = sum(bool(x) for x in stayed)
         cl["stayed_cleared"] = all(stayed) if cl["cleared"] else None
-        back = [r.summary["clearance"]["back_above_threshold_date"] for r in self.runs]
         # the earliest date a replication's backlog rose back to its threshold
         cl["back_above_threshold_date"] = min((d for d in back if d), default=None)
         cl["mean_curve"] = curve
@@ -249,7 +352,7 @@ class Results:
         if on:
             out["ensemble"] = {"file": self.params.calibration.ensemble_file,
                                "members": len(ensemble.ensemble_members(self.params)),
-                               "used": [r.summary.get("ensemble_member") for r in self.runs]}
+                               "used": list(self._members)}
         return out
 
     # -- plots (see sim.plotting) ----------------------------------------------------------
@@ -280,10 +383,6 @@ class Results:
         return plotting.who_waits_figure(self.who_waits, ax=ax)
 
 
-def _nan_if_none(value: Any) -> float:
-    return np.nan if value is None else value
-
-
 def _none_if_nan(x: float) -> float | None:
     return None if np.isnan(x) else x
 
@@ -291,19 +390,34 @@ def _none_if_nan(x: float) -> float | None:
 def flatten_figures(d: dict[str, Any], prefix: str = "", booleans: bool = False) -> dict[str, Any]:
     """Numeric leaves as {dotted key: value}; booleans as 0/1 when asked, else left out.
     Dates (``*_date``) are text, not figures, even where an undefined one is None."""
-    out = {}
+    return {k: int(v) if isinstance(v, bool) else v for k, v in _leaves(d, prefix)
+            if booleans or not isinstance(v, bool)}
+
+
+def _leaves(d: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of the numeric, boolean and None leaves, in order; not dates."""
     for k, v in d.items():
         key = f"{prefix}{k}"
         if str(k).endswith("_date"):
             continue
         if isinstance(v, dict):
-            out.update(flatten_figures(v, key + ".", booleans))
-        elif isinstance(v, bool):
-            if booleans:
-                out[key] = int(v)
-        elif v is None or isinstance(v, int | float):
-            out[key] = v
-    return out
+            yield from _leaves(v, key + ".")
+        elif v is None or isinstance(v, bool | int | float):
+            yield key, v
+
+
+def _class_sums(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per-class tables summed per (date, class): one table standing for them all."""
+    keys = ["date", *[d for d, _ in CLASS_DIMS]]
+    table = pd.concat(tables, ignore_index=True)
+    return table.groupby(keys, sort=True).sum(numeric_only=True).reset_index()
+
+
+def _merge_into(total: WaitHistogram, hist: WaitHistogram) -> None:
+    """Add ``hist``'s waits to ``total`` (as WaitHistogram.merged, in place)."""
+    total.zeros += hist.zeros
+    for k, v in hist.bins.items():
+        total.bins[k] = total.bins.get(k, 0) + v
 
 
 def _set(d: dict[str, Any], dotted: str, value: Any) -> None:

@@ -3,7 +3,7 @@ scenario's independent replications aggregated into :class:`sim.results.Results`
 
 Replication r depends on (seed, r) only: the same r sees the same random numbers in every
 scenario (common random numbers), and results are identical whatever the number of
-processes or the executor (:func:`sim.executor.parallel_map`, the pool every study uses).
+processes or the executor (:func:`sim.executor.parallel_iter`, the pool every study uses).
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+from collections.abc import Iterator
+from typing import Any
 
 from sim import ensemble, metrics
 from sim.calendar import WorkingClock
-from sim.executor import parallel_map
+from sim.executor import parallel_iter
 from sim.metrics import RunResult
 from sim.model import LicenceModel, make_streams
 from sim.params import CalendarKind, Config, EventConfig, ExecutorConfig
@@ -23,6 +25,9 @@ from sim.results import Results, flatten_figures
 
 # Working-calendar rows kept after the horizon so reviews running past it finish on real days.
 _CALENDAR_TAIL_DAYS = 90
+# Replications whose whole results replicate keeps by default (Results.runs): a hundred take
+# tens of megabytes; beyond, only what the tables need of each is kept.
+KEEP_RUNS = 100
 
 
 def horizon_days(params: Config) -> int:
@@ -79,33 +84,48 @@ def figure_keys() -> frozenset[str]:
     return frozenset(flatten_figures(simulate(p).summary, booleans=True))
 
 
-def _run_one(args: tuple[Config, int, int | None]) -> RunResult:
-    params, r, member = args
-    result = simulate(params, replication=r)
-    if member is not None:
-        result.summary["ensemble_member"] = member
+def _run_one(args: tuple[Config, int, list[dict[str, Any]] | None]) -> RunResult:
+    """Replication r, with its ensemble member's parameters when an ensemble is on (drawn
+    here, in the worker: a task is the scenario's parameters, shared, not a copy of them)."""
+    params, r, members = args
+    result = simulate(ensemble.replication_params(params, r, members), replication=r)
+    if members:
+        result.summary["ensemble_member"] = ensemble.member_index(params.seed, r, len(members))
     return result
+
+
+def iter_replications(params: Config, n: int | None = None, jobs: int | None = None,
+                      first: int = 0, progress: bool | None = None,
+                      executor: ExecutorConfig | None = None) -> Iterator[RunResult]:
+    """Replications first..first+n-1 on ``jobs`` workers of ``executor`` (default
+    ``params.executor``), each handed over as it comes, in order; order and numbers depend on
+    neither. They run through :func:`sim.executor.parallel_iter`, the pool every study uses."""
+    n = params.replications if n is None else n
+    jobs = params.jobs if jobs is None else jobs
+    members = ensemble.ensemble_members(params) if params.calibration.ensemble else None
+    tasks = [(params, r, members) for r in range(first, first + n)]
+    return parallel_iter(_run_one, tasks, jobs, desc=f"{params.name}: replications",
+                         progress=progress, unit="rep",
+                         executor=params.executor if executor is None else executor)
 
 
 def run_replications(params: Config, n: int | None = None, jobs: int | None = None,
                      first: int = 0, progress: bool | None = None,
                      executor: ExecutorConfig | None = None) -> list[RunResult]:
-    """Replications first..first+n-1 on ``jobs`` workers of ``executor`` (default
-    ``params.executor``); order and numbers depend on neither. They run through
-    :func:`sim.executor.parallel_map`, the pool every study uses."""
-    n = params.replications if n is None else n
-    jobs = params.jobs if jobs is None else jobs
-    members = ensemble.ensemble_members(params) if params.calibration.ensemble else None
-    tasks = [(ensemble.replication_params(params, r, members), r,
-              ensemble.member_index(params.seed, r, len(members)) if members else None)
-             for r in range(first, first + n)]
-    return parallel_map(_run_one, tasks, jobs, desc=f"{params.name}: replications",
-                        progress=progress, unit="rep",
-                        executor=params.executor if executor is None else executor)
+    """Replications first..first+n-1 as a list (:func:`iter_replications`)."""
+    return list(iter_replications(params, n, jobs, first, progress, executor))
 
 
 def replicate(params: Config, n: int | None = None, jobs: int | None = None,
-              progress: bool | None = None, executor: ExecutorConfig | None = None) -> Results:
-    """Run a scenario's replications and aggregate them."""
-    return Results(params, run_replications(params, n, jobs, progress=progress,
-                                            executor=executor))
+              progress: bool | None = None, executor: ExecutorConfig | None = None,
+              keep_runs: bool | None = None) -> Results:
+    """Run a scenario's replications and aggregate each as it comes, so that memory grows by a
+    few kilobytes a replication. ``keep_runs``: keep every replication's whole result too
+    (``Results.runs``); by default when they are at most ``KEEP_RUNS`` (a look at single
+    replications in a notebook) or when applications are written (applications.csv is made
+    from them)."""
+    n = params.replications if n is None else n
+    if keep_runs is None:
+        keep_runs = n <= KEEP_RUNS or params.output.applications
+    return Results(params, iter_replications(params, n, jobs, progress=progress,
+                                             executor=executor), keep_runs=keep_runs)
