@@ -18,7 +18,7 @@ from sim.config import load_config, to_params
 from sim.params import Config
 from sim.results import Results
 from sim.runner import replicate
-from sim.validation import ConfigError, check_counts, validate
+from sim.validation import ConfigError, check_counts, check_here, check_run_size, validate
 
 
 def run(cfg: DictConfig | Config | Sequence[str] | None = None, replications: int | None = None,
@@ -29,6 +29,9 @@ def run(cfg: DictConfig | Config | Sequence[str] | None = None, replications: in
     ``python -m sim`` with the same config.
     """
     check_counts(replications, jobs)
+    if progress is not None and not isinstance(progress, bool):
+        raise ConfigError("progress", progress, "must be True, False or None (a bar on a "
+                                                "terminal or in a notebook)")
     if cfg is None or isinstance(cfg, list | tuple):
         cfg = load_config(list(cfg or []))
     if isinstance(cfg, Config):
@@ -39,6 +42,9 @@ def run(cfg: DictConfig | Config | Sequence[str] | None = None, replications: in
     else:
         raise ConfigError("cfg", type(cfg).__name__,
                           "must be a Config, a composed DictConfig or a list of overrides")
+    if replications is not None:
+        check_run_size(params, replications)
+    check_here(params)
     return replicate(params, replications, jobs, progress=progress)
 
 

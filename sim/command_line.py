@@ -1,19 +1,19 @@
 """The Hydra applications' side of the glue: the command line checked before Hydra writes
-anything, Hydra's and OmegaConf's errors in one line, the running app's folder and command,
-the override grammar of sweeps, and the callback that collects a multirun.
+anything (Hydra's flags, a --config-dir's files, output folders and errors in one line:
+:mod:`sim.hydra_flags`; a sweep's jobs: :mod:`sim.sweep_check`), the running app's folder and
+command, the override grammar of sweeps, and the callback that collects a multirun.
 
-Composition itself (ConfigStore, compose, typed parameters) is :mod:`sim.config`; these two
+Composition itself (ConfigStore, compose, typed parameters) is :mod:`sim.config`; these
 modules and the entry points are the only ones that import Hydra.
 
 The contract for bad input: ``error: <key>=<value>: <what is allowed>`` on one line of stderr,
 exit code 2, nothing created or changed on disk. :func:`check_command_line` runs before
 ``hydra.main`` (which creates the run folder and writes its record), so a refusal leaves
-nothing behind; a sweep's every value is checked before any job starts.
+nothing behind; a sweep's jobs are checked before any starts.
 """
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import itertools
 import os
@@ -29,63 +29,88 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf
 
-from sim.config import CONFIG_DIR, ConfigError, check_overrides, load_config, to_params
+from sim import config, hydra_flags, objective, sweep_check
+from sim.config import CONFIG_DIR, ConfigError, check_overrides
+from sim.hydra_flags import one_line
+from sim.validation import check_here, validate
 
 # -- the command line ---------------------------------------------------------------------------
-# The flags of a Hydra application that change what it does (Hydra's own parser is private).
-_MODES = ("--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--info", "-i",
-          "--shell-completion", "-sc", "--config-path", "-cp", "--config-name", "-cn",
-          "--experimental-rerun")
-
-
-def _parser() -> argparse.ArgumentParser:
-    """Hydra's command-line flags, so that the overrides are what is left."""
-    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    for flags in (("--multirun", "-m"), ("--help", "-h"), ("--hydra-help",), ("--version",),
-                  ("--resolve",), ("--run", "-r"), ("--shell-completion", "-sc")):
-        p.add_argument(*flags, action="store_true")
-    for flags in (("--config-dir", "-cd"), ("--cfg", "-c"), ("--package", "-p"),
-                  ("--config-path", "-cp"), ("--config-name", "-cn"),
-                  ("--experimental-rerun",)):
-        p.add_argument(*flags)
-    p.add_argument("--info", "-i", nargs="?", const="all")
-    p.add_argument("overrides", nargs="*")
-    return p
+# Hydra's flags (parsed and checked in sim.hydra_flags; these names for pin_output_folder)
+_MODES = hydra_flags.MODES
+_parser = hydra_flags.parser
 
 
 def check_command_line(argv: Sequence[str], config_name: str = "config",
                        then: Callable[[Any], None] | None = None) -> None:
     """Refuse a bad command line of ``python -m sim`` (or of a study, ``config_name``) in one
-    line: raises :class:`ConfigError`. Each override is checked against the schema, then the
-    configuration is composed as the run will compose it (with ``--config-dir``) and validated;
-    in a sweep, every value of every swept key. ``then(cfg)`` checks a study's own settings
-    on the composed configuration."""
-    args, _ = _parser().parse_known_args(list(argv))
+    line: raises :class:`ConfigError`. Hydra's flags, a ``--config-dir``'s files and each
+    override are checked first (:mod:`sim.hydra_flags`, :func:`sim.config.check_overrides`),
+    then the configuration is composed as the run will compose it and validated, with the
+    folders it writes; in a sweep, its jobs by the rule of :mod:`sim.sweep_check`, with the
+    values of ``hydra.sweeper.params``. ``then(cfg)`` checks a study's own settings on the
+    composed configuration (of each job composed, in a sweep)."""
+    args = hydra_flags.parse(argv, config_name)
     dirs = [args.config_dir] if args.config_dir else []
     overrides = [o for o in args.overrides if o]
-    if any(a.split("=", 1)[0] in _MODES for a in argv):  # Hydra prints something, runs nothing
-        if config_name == "config":
-            check_overrides(overrides, dirs)
-        return
     hydra_own = [o for o in overrides if o.lstrip("+~").startswith("hydra")]
-    _check_output_folder(hydra_own, args.multirun)
-    if args.config_dir:
-        path = Path(args.config_dir).resolve()
-        if not path.is_dir():
-            raise ConfigError("--config-dir", args.config_dir, "no such folder")
-        hydra_own = [*hydra_own, f"hydra.searchpath=[file://{path}]"]
-    searched = [o for o in hydra_own if "searchpath" in o]
     task = [o for o in overrides if o not in hydra_own]
-    points = [task]
-    if args.multirun:  # each value of each swept key, with the other keys' first values
-        points = _sweep_points(task)
-    for point in points:
-        cfg = _compose(point, searched, dirs, config_name)
-        if config_name == "config":
-            to_params(cfg)
+    _check_grammar(overrides)
+    swept, intervals = sweep_check.plan(task, dirs)  # sizes bounded before any value is listed
+    if config_name == "config":
+        check_overrides(overrides, dirs)
+    if args.prints:  # Hydra prints something, runs nothing
+        return
+    searched = [o for o in hydra_own if "searchpath" in o]
+    if args.config_dir:
+        searched.append(f"hydra.searchpath=[file://{Path(args.config_dir).resolve()}]")
+    extra = [*[o for o in hydra_own if o not in searched], *searched]
+    composed: dict[tuple[str, ...], tuple[Any, dict]] = {}
+
+    def compose(point: list[str]) -> tuple[Any, dict]:
+        if tuple(point) not in composed:
+            composed[tuple(point)] = _compose([*point, *extra], args.config_name)
+        return composed[tuple(point)]
+
+    def check_job(cfg: Any, params: Any) -> None:
+        if params is not None:
+            validate(params)
+            objective.check(params)
+            check_here(params)
+        elif then is not None:
+            then(cfg)
+
+    typed_keys = args.config_name == "config"
+
+    def compose_job(point: list[str]) -> tuple[Any, Any]:
+        cfg, _ = compose(point)
+        return cfg, (_typed(cfg, point) if typed_keys else None)
+
+    if not args.multirun:
+        cfg, hydra = compose(task)
+        if typed_keys:
+            check_job(cfg, _typed(cfg, task))
+        hydra_flags.check_folders(hydra, OmegaConf.to_container(cfg, resolve=False), False)
         if then is not None:
             then(cfg)
+        return
+    first = [k.texts[0] for k in swept]
+    cfg, hydra = compose(first)  # Hydra's settings: the sweeper, its params, the folders
+    params = hydra.get("sweeper", {}).get("params") or {}
+    swept, intervals = sweep_check.plan([*(f"{k}={v}" for k, v in params.items()), *task], dirs)
+    basic = "BasicSweeper" in str(hydra.get("sweeper", {}).get("_target_", ""))
+    if intervals and basic:
+        key, _, value = intervals[0].partition("=")
+        raise ConfigError(key, value, "an interval is drawn by a sampling sweeper "
+                          "(hydra/sweeper=optuna); the basic sweeper takes a,b,c or "
+                          "range(start,stop,step)")
+    hydra_flags.check_launcher(hydra)
+    jobs = sweep_check.jobs(swept) if basic else [[k.texts[0] for k in swept]]
+    sweep_check.check(swept, typed_keys, compose_job, check_job)
+    hydra_flags.check_folders(hydra, OmegaConf.to_container(cfg, resolve=False), True, jobs)
+    if then is not None and typed_keys:  # a study's: called on each job composed above
+        then(cfg)
 
 
 def guard(argv: Sequence[str], config_name: str = "config",
@@ -96,41 +121,18 @@ def guard(argv: Sequence[str], config_name: str = "config",
     except ValueError as err:  # ConfigError, a study's TargetsError or SettingsError: one line
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         sys.exit(2)
+    except RecursionError:  # a configuration nested too deep for OmegaConf
+        print("error: the configuration is nested too deep to compose", file=sys.stderr)
+        sys.exit(2)
     except Exception as err:  # anything else composing raised
         print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
 
 
-def _sweep_points(task: list[str]) -> list[list[str]]:
-    """One point per swept value (the others at their first value), not every combination:
-    a value that is wrong is wrong alone."""
+def _check_grammar(overrides: list[str]) -> None:
+    """Every override readable by Hydra's grammar, for every application."""
     parser = OverridesParser.create()
-    parsed = parser.parse_overrides(task)
-    first = {}
-    values: list[tuple[int, list[str]]] = []
-    for i, o in enumerate(parsed):
-        key = o.get_key_element()
-        if o.is_sweep_override() and o.is_discrete_sweep():
-            options = [f"{key}={v}" for v in o.sweep_string_iterator()]
-            values.append((i, options))
-            first[i] = options[0]
-        elif o.is_sweep_override():
-            first[i] = None  # an interval: drawn by a sweeper plugin, nothing to check here
-        else:
-            first[i] = task[i]
-    base = [first[i] for i in range(len(task))]
-    points = [[o for o in base if o is not None]]
-    for i, options in values:
-        for option in options[1:]:
-            point = list(base)
-            point[i] = option
-            points.append([o for o in point if o is not None])
-    return points
-
-
-def _compose(overrides: list[str], searched: list[str], dirs: list[str], config_name: str):
-    parser = OverridesParser.create()
-    for text in overrides:  # the grammar first, for every application
+    for text in overrides:
         try:
             parser.parse_override(text)
         except HydraException as err:
@@ -138,106 +140,28 @@ def _compose(overrides: list[str], searched: list[str], dirs: list[str], config_
             raise ConfigError(key.lstrip("+~"), value, "cannot be read ("
                               f"{str(err).splitlines()[0]}); quote a value holding '=', "
                               "e.g. '[\"officials.count=8\"]'") from None
+
+
+def _typed(cfg: Any, overrides: list[str]) -> Any:
+    """Typed parameters of a composed configuration, not validated; an interpolation that
+    cannot be resolved as one line."""
     try:
-        if config_name == "config":
-            check_overrides(overrides, dirs)
-        return load_config([*searched, *overrides], config_name=config_name)
+        return config.typed(cfg)
+    except ConfigError:
+        raise
+    except Exception as err:  # OmegaConf's own error
+        raise one_line(err, overrides) from None
+
+
+def _compose(overrides: list[str], config_name: str) -> tuple[Any, dict]:
+    """The composed configuration and Hydra's settings; Hydra's, OmegaConf's or YAML's own
+    error as one line."""
+    try:
+        return config.compose_with_hydra(overrides, config_name)
     except ConfigError:
         raise
     except Exception as err:  # Hydra's, OmegaConf's or YAML's own error: one line
         raise one_line(err, overrides) from None
-
-
-def _check_output_folder(hydra_own: list[str], multirun: bool) -> None:
-    """The folder a run or sweep will write must be creatable: one line, not a traceback."""
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    given = [o.split("=", 1)[1] for o in hydra_own if o.lstrip("+").startswith(key + "=")]
-    folder = Path(given[-1]) if given else Path("outputs")
-    if "${" in str(folder):
-        return  # resolved by Hydra
-    existing = folder.resolve()
-    while not existing.exists():  # the deepest folder that exists: the rest gets created
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(key, str(folder), f"cannot be created: {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(key, str(folder), f"cannot be written: {existing} is not writable")
-
-
-# -- Hydra's, OmegaConf's and YAML's errors as one line -----------------------------------------
-def one_line(err: Exception, overrides: Sequence[str] = ()) -> ConfigError:
-    """The one-line form of an error raised while composing a configuration: the override (or
-    file, line and column) it comes from, and what is allowed."""
-    import yaml
-
-    mark = getattr(err, "problem_mark", None)
-    if isinstance(err, yaml.YAMLError) and mark is not None:
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        return ConfigError(f"{mark.name}:{mark.line + 1}:{mark.column + 1}",
-                           ConfigError.NO_VALUE, f"{problem} (YAML)")
-    text = str(err)
-    inner = err.__cause__ if getattr(err.__cause__, "full_key", None) is not None else err
-    lines = [line.strip() for line in str(inner).splitlines() if line.strip()]
-    where = re.match(r"In '([^']+)': \w+ raised while composing config:", lines[0]) \
-        if lines else None
-    detail = lines[1] if where and len(lines) > 1 else (lines[0] if lines else type(err).__name__)
-    full_key = getattr(inner, "full_key", None) or next(
-        (line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")), None)
-    reference = next((line.split("=", 1)[1] for line in lines
-                      if line.startswith("reference_type=")), "")
-    reason = _reason(detail, full_key or "", reference)
-    inside = f" (in {where.group(1)})" if where else ""
-    if reason.startswith("no such") and where and where.group(1).startswith("scenario/") \
-            and "." not in (full_key or "."):
-        reason += "; does the file start with '# @package _global_'?"
-    for override in overrides:  # the override it comes from, as the user typed it
-        key, _, value = override.lstrip("+~").partition("=")
-        if f"'{key}'" in text or f"override {override.lstrip('+~')}" in text \
-                or (full_key and (full_key == key or full_key.startswith(key + "."))):
-            return ConfigError(full_key if full_key and full_key.startswith(key) else key,
-                               value, reason)
-    value = re.match(r"Value '([^']*)'", detail)
-    return ConfigError(full_key or "config", value.group(1) if value else ConfigError.NO_VALUE,
-                       reason + inside)
-
-
-_REASONS = (("could not be converted to Integer", "must be an integer"),
-            ("could not be converted to Float", "must be a number"),
-            ("is not a valid bool", "must be true or false"),
-            ("could not be converted to Boolean", "must be true or false"),
-            ("is not a ListConfig", "must be a list [...]"),
-            ("is not a DictConfig", "must be a mapping {key: value}"),
-            ("is not a subclass of", "must be a mapping {key: value}"))
-
-
-def _reason(detail: str, full_key: str, reference: str) -> str:
-    """What is allowed, in the project's words, for an OmegaConf message."""
-    import dataclasses
-
-    from sim import params
-
-    for pattern, reason in _REASONS:
-        if pattern in detail:
-            return reason
-    missing = re.search(r"Could not find '([^'/]+)/([^']+)'", detail)
-    if missing:
-        group = missing.group(1)
-        available = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
-        return f"no such {group}; available: {', '.join(available)}"
-    options = re.search(r"expected one of \[([^\]]*)\]", detail)
-    if options:
-        return f"must be one of {options.group(1)}"
-    if re.match(r"Key '[^']+' (is )?not in", detail):
-        if full_key.startswith("timeline."):
-            return ("no such timeline event (add one with +timeline.<name>={date: ..., "
-                    "label: ..., changes: {...}})")
-        if "destination_shares" in full_key or "trusted_share" in full_key:
-            return f"no such destination; allowed: {', '.join(params.DESTINATIONS)}"
-        kind = getattr(params, reference.split("[")[0], None)
-        if dataclasses.is_dataclass(kind):
-            return f"no such key; allowed: {', '.join(f.name for f in dataclasses.fields(kind))}"
-        return "no such setting"
-    return detail
 
 
 # -- a running application ---------------------------------------------------------------------

@@ -22,16 +22,24 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException
-from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, OmegaConf, ValidationError
+from omegaconf import (
+    BooleanNode,
+    DictConfig,
+    FloatNode,
+    IntegerNode,
+    OmegaConf,
+    ValidationError,
+    open_dict,
+)
 
 from sim import keys
 from sim.params import CONFIG_DIR, Config, EventConfig, ExecutorConfig
-from sim.validation import ConfigError, validate
+from sim.validation import ConfigError, check_here, validate
 
 SCHEMA_NAME = "schema"
 
-__all__ = ["CONFIG_DIR", "ConfigError", "check_overrides", "keep_overrides", "load_config",
-           "register", "to_params"]
+__all__ = ["CONFIG_DIR", "ConfigError", "check_overrides", "compose_with_hydra", "keep_overrides",
+           "load_config", "register", "to_params", "typed"]
 
 
 
@@ -42,9 +50,16 @@ def register() -> None:
 
 def to_params(cfg: DictConfig) -> Config:
     """Typed, validated parameters from a composed Hydra config."""
+    params = typed(cfg)
+    validate(params)
+    return params
+
+
+def typed(cfg: DictConfig) -> Config:
+    """Typed parameters from a composed Hydra config, not yet validated (a sweep's check sets
+    each job's values on them first)."""
     params = OmegaConf.to_object(cfg)
     params.timeline = _events(params.timeline)
-    validate(params)
     return params
 
 
@@ -76,16 +91,36 @@ def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> D
 
     Overrides of the model's config are checked first (:func:`check_overrides`).
     """
+    if isinstance(overrides, str) or not isinstance(overrides, Sequence):
+        raise ConfigError("overrides", overrides, "must be a list of 'key=value' texts")
+    for i, text in enumerate(overrides):
+        if not isinstance(text, str):
+            raise ConfigError(f"overrides[{i}]", text, "must be a 'key=value' text")
+    if not isinstance(config_name, str) or not (CONFIG_DIR / f"{config_name}.yaml").is_file():
+        names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise ConfigError("config_name", config_name, f"must be one of {', '.join(names)}")
+    if config_name == "config":
+        check_overrides(overrides)
+    return compose_with_hydra(overrides, config_name)[0]
+
+
+def compose_with_hydra(overrides: Sequence[str], config_name: str = "config"
+                       ) -> tuple[DictConfig, dict[str, Any]]:
+    """The configuration :func:`load_config` composes (overrides not checked here), and
+    Hydra's own settings for it (``hydra.run.dir``, ``hydra.sweeper.params`` ...: a plain
+    mapping, interpolations unresolved)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    if config_name == "config":
-        check_overrides(overrides)
     register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=list(overrides))
-    return keep_overrides(cfg, overrides) if config_name == "config" else cfg
+        cfg = compose(config_name=config_name, overrides=list(overrides),
+                      return_hydra_config=True)
+    hydra = OmegaConf.to_container(cfg.hydra, resolve=False)
+    with open_dict(cfg):  # as compose() leaves it without return_hydra_config
+        del cfg["hydra"]
+    return (keep_overrides(cfg, overrides) if config_name == "config" else cfg), hydra
 
 
 def compose_scenario(scenario: str, overrides: Sequence[str] = (),
@@ -105,6 +140,8 @@ def compose_scenario(scenario: str, overrides: Sequence[str] = (),
     params = to_params(cfg)
     if executor is not None:
         params.executor = executor
+        validate(params)  # the study's executor settings, as a run's are
+    check_here(params)
     return params
 
 
@@ -222,7 +259,7 @@ def _check_setting(key: str, values: list[Any]) -> None:
     for depth, part in enumerate(parts):
         if not dataclasses.is_dataclass(kind):
             return  # inside a dict or a list: checked after composition
-        hints = typing.get_type_hints(kind)
+        hints = keys.hints(kind)
         if part not in hints:
             parent = ".".join(parts[:depth]) or "the top level"
             raise ConfigError(key, values[0] if len(values) == 1 else values,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import enum
+import functools
 import typing
 from typing import Any
 
@@ -38,6 +39,13 @@ def get(params: Config, key: str) -> Any:
     return obj
 
 
+@functools.cache
+def hints(kind: type) -> dict[str, Any]:
+    """A dataclass's type hints, evaluated once (``typing.get_type_hints`` evaluates them anew
+    on each call: most of a validation's time, and a sweep validates each of its points)."""
+    return typing.get_type_hints(kind)
+
+
 def field_type(key: str, root: type = Config) -> Any:
     """The schema's type hint of a dotted key (through dataclass fields, list items and
     mapping values; ``Optional[X]`` as it is); KeyError for a key the schema does not have."""
@@ -46,10 +54,10 @@ def field_type(key: str, root: type = Config) -> Any:
         if type(None) in typing.get_args(kind):  # Optional[X]: go down into X
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
         if dataclasses.is_dataclass(kind):
-            hints = typing.get_type_hints(kind)
-            if part not in hints:
+            fields = hints(kind)
+            if part not in fields:
                 raise KeyError(part)
-            kind = hints[part]
+            kind = fields[part]
         elif typing.get_origin(kind) in (list, dict):
             kind = typing.get_args(kind)[-1]
         else:
@@ -109,7 +117,7 @@ def apply_point(params: Config, point: dict[str, Any]) -> Config:
         parts = key.split(".")
         parent = get(params, ".".join(parts[:-1])) if len(parts) > 1 else params
         if dataclasses.is_dataclass(parent) and isinstance(value, list):
-            args = typing.get_args(typing.get_type_hints(type(parent)).get(parts[-1]))
+            args = typing.get_args(hints(type(parent)).get(parts[-1]))
             if args and dataclasses.is_dataclass(args[0]):
                 value = [args[0](**v) if isinstance(v, dict) else v for v in value]
         typed[key] = value

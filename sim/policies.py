@@ -44,6 +44,8 @@ def apply_changes(params: Config, changes: dict[str, Any]) -> Config:
 
 def _replace_path(obj: Any, parts: list[str], value: Any, full: str) -> Any:
     name = parts[0]
+    if isinstance(obj, dict) and len(parts) == 1 and name in obj:  # one entry of a mapping,
+        return {**obj, name: value}  # e.g. classes.destination_shares.US: a new mapping
     if not dataclasses.is_dataclass(obj) or name not in {f.name for f in dataclasses.fields(obj)}:
         raise KeyError(full)
     if len(parts) == 1:

@@ -14,13 +14,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import math
 import re
+import shutil
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from sim import keys, policies
+from sim import keys, limits, policies
 from sim.params import (
     CALENDAR_KINDS,
     CLEARANCE_BACKLOGS,
@@ -34,25 +37,39 @@ from sim.params import (
     CalendarKind,
     Config,
     EventConfig,
+    ExecutorKind,
     GreenChannelMode,
 )
 
 
 class ConfigError(ValueError):
     """A configuration value outside what is allowed; the message is one line. ``value``
-    :data:`NO_VALUE` leaves the value out (``key: allowed``), for a file or a whole entry."""
+    :data:`NO_VALUE` leaves the value out (``key: allowed``), for a file or a whole entry.
+    Control characters (an ESC of a terminal sequence, a line break) are shown escaped, and a
+    long key or value is cut, so that the line is safe to print and short enough to read."""
 
     NO_VALUE = "<no value>"
 
     def __init__(self, key: str, value: Any, allowed: str):
-        text = (f"{key}: {allowed}" if value is ConfigError.NO_VALUE
-                else f"{key}={value!r}: {allowed}")
-        super().__init__(" ".join(text.split()))  # one line, whatever the parts hold
+        shown = "" if value is ConfigError.NO_VALUE else f"={_cut(repr(value))}"
+        text = f"{_cut(str(key))}{shown}: {allowed}"
+        super().__init__(" ".join(_printable(text).split()))  # one line, whatever the parts hold
         self.key, self.value, self.allowed = key, value, allowed
 
     def __reduce__(self):  # picklable, so a failed job under a process launcher reports it
-        return (ConfigError, (self.key, self.value, self.allowed))
+        return (type(self), (self.key, self.value, self.allowed))
 
+
+def _cut(text: str, most: int = 200) -> str:
+    return text if len(text) <= most else f"{text[:most]}... ({len(text):,} characters)"
+
+
+def _printable(text: str) -> str:
+    """``text`` with every character a terminal would act on written as its escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 # -- types: what the schema says each value is (the Python API and timeline changes bypass
@@ -98,18 +115,19 @@ def check_value(key: str, value: Any, kind: Any) -> None:
             check_value(f"{key}.{k}", item, args[1])
     elif dataclasses.is_dataclass(kind):
         if not isinstance(value, kind):
-            raise ConfigError(key, value, f"must be a mapping of {kind.__name__}'s settings")
+            names = ", ".join(f.name for f in dataclasses.fields(kind))
+            raise ConfigError(key, value, f"must be a mapping {{{names}}}")
         check_types(value, key)
 
 
 def check_types(obj: Any, prefix: str = "") -> None:
     """Every field of a dataclass (recursively) of the schema's type."""
-    hints = typing.get_type_hints(type(obj))
+    hints_ = keys.hints(type(obj))
     for f in dataclasses.fields(obj):
         key = f"{prefix}.{f.name}" if prefix else f.name
         if key == "timeline":  # events are checked one by one below
             continue
-        check_value(key, getattr(obj, f.name), hints[f.name])
+        check_value(key, getattr(obj, f.name), hints_[f.name])
 
 
 def _date(key: str, value: Any) -> dt.date:
@@ -154,12 +172,49 @@ def _keys_in(key: str, mapping: dict, allowed: Sequence[str]) -> None:
                               f"unknown key; allowed: {', '.join(allowed)}")
 
 
+def _count(key: str, value: Any, most: int) -> None:
+    """An integer in [1, most]: a size with its documented bound (sim.limits)."""
+    check_value(key, value, int)
+    _at_least(key, value, 1)
+    if value > most:
+        raise ConfigError(key, value, f"must be at most {most:,} (an integer in [1, {most:,}])")
+
+
 def check_counts(replications: Any, jobs: Any) -> None:
     """The API's ``replications`` and ``jobs`` arguments (None: the config's values)."""
-    for key, value in (("replications", replications), ("jobs", jobs)):
+    for key, value, most in (("replications", replications, limits.MAX_REPLICATIONS),
+                             ("jobs", jobs, limits.MAX_JOBS)):
         if value is not None:
-            check_value(key, value, int)
-            _at_least(key, value, 1)
+            _count(key, value, most)
+
+
+def check_run_size(p: Config, replications: int | None = None, regimes: list | None = None
+                   ) -> None:
+    """Refuse a run larger than this machine finishes (:func:`sim.limits.size_problem`), with
+    ``replications`` (None: the config's) replications."""
+    problem = limits.size_problem(p, p.replications if replications is None else replications,
+                                  regimes)
+    if problem is not None:
+        what, estimate, allowed = problem
+        raise ConfigError(f"the run's size: about {estimate:,.0f} {what}", ConfigError.NO_VALUE,
+                          allowed)
+
+
+def check_here(p: Config) -> None:
+    """What the machine starting the run must offer, checked where it starts (not where a
+    worker validates its task): ``sbatch`` for executor=slurm, a folder submitit can write."""
+    ex = p.executor
+    if ex.kind == ExecutorKind.slurm and shutil.which("sbatch") is None:
+        raise ConfigError("executor", "slurm", "no Slurm cluster here (no sbatch on PATH); "
+                                              "use executor=local or executor=submitit_local")
+    check_folder("executor.folder", ex.folder)
+
+
+def check_folder(key: str, folder: Any) -> None:
+    """A folder a run will create or write (:func:`sim.limits.folder_problem`)."""
+    problem = limits.folder_problem(str(folder))
+    if problem is not None:
+        raise ConfigError(key, str(folder), problem)
 
 
 def validate(p: Config) -> None:
@@ -189,16 +244,20 @@ def validate(p: Config) -> None:
             try:
                 policies.apply_changes(p, {key: value})
             except KeyError:
-                raise ConfigError(f"timeline.{name}.changes.{key}", value,
-                                  "unknown key (give a single setting, e.g. officials.count)"
-                                  ) from None
-    for regime in policies.build_regimes(p)[1:]:
+                parent = keys.lookup(keys.plain(p), key.rpartition(".")[0])
+                allowed = (f"no such key; allowed: {', '.join(parent)}"
+                           if isinstance(parent, dict) and "." in key
+                           else "unknown key (give a single setting, e.g. officials.count)")
+                raise ConfigError(f"timeline.{name}.changes.{key}", value, allowed) from None
+    regimes = policies.build_regimes(p)
+    for regime in regimes[1:]:
         try:
             _check_levers(regime.params)
         except ConfigError as err:
             label = ", ".join(regime.labels)
             raise ConfigError(f"timeline event '{label}': {err.key}", err.value,
                               err.allowed) from None
+    check_run_size(p, regimes=regimes)
 
 
 def _check_frame(p: Config) -> None:
@@ -218,8 +277,11 @@ def _check_frame(p: Config) -> None:
             raise ConfigError("end_date", p.end_date, f"must be after start_date={p.start_date}")
         n_days = (end - start).days + 1
     else:
-        _at_least("horizon_days", p.horizon_days, 1)
+        _count("horizon_days", p.horizon_days, limits.MAX_DAYS)
         n_days = p.horizon_days
+    if n_days > limits.MAX_DAYS:
+        raise ConfigError("end_date", p.end_date, f"at most {limits.MAX_DAYS:,} days after "
+                                                  f"start_date={p.start_date}")
     if not 0 <= p.warmup_days < n_days:
         raise ConfigError("warmup_days", p.warmup_days, f"must be in [0, {n_days}) days")
     _one_of("calendar.kind", p.calendar.kind, CALENDAR_KINDS)
@@ -238,20 +300,22 @@ def _check_frame(p: Config) -> None:
             raise ConfigError("end_date", end.isoformat(), covers)
     for i, s in enumerate(p.arrivals.surges):
         _date(f"arrivals.surges[{i}].start_date", s.start_date)
-        _at_least(f"arrivals.surges[{i}].size", s.size, 0)
+        _within(f"arrivals.surges[{i}].size", s.size, 0, limits.MAX_APPLICATIONS)
         _at_least(f"arrivals.surges[{i}].decay_days", s.decay_days, 0, strict=True)
         _one_of(f"arrivals.surges[{i}].elements", s.elements, ELEMENT_GROUPS)
     for i, change in enumerate(p.officials.schedule):
         _date(f"officials.schedule[{i}].date", change.date)
-        _at_least(f"officials.schedule[{i}].count", change.count, 1)
+        _count(f"officials.schedule[{i}].count", change.count, limits.MAX_OFFICIALS)
     ramp = p.officials.ramp
     if ramp.start_date is not None:
         _date("officials.ramp.start_date", ramp.start_date)
     _within("officials.ramp.days", ramp.days, 0, 3650)
-    _within("officials.ramp.count", ramp.count, 1, 100_000)
+    _within("officials.ramp.count", ramp.count, 1, limits.MAX_OFFICIALS)
     _date("green_channel.start_date", p.green_channel.start_date)
-    _at_least("replications", p.replications, 1)
-    _at_least("jobs", p.jobs, 1)
+    _count("replications", p.replications, limits.MAX_REPLICATIONS)
+    _count("jobs", p.jobs, limits.MAX_JOBS)
+    _check_executor(p)
+    _check_objective(p)
     c = p.clearance
     _one_of("clearance.backlog", c.backlog, CLEARANCE_BACKLOGS)
     if not 0 < c.fraction_of_peak <= 1:
@@ -269,17 +333,43 @@ def _check_frame(p: Config) -> None:
             keys.get(p, key)
         except (KeyError, IndexError, ValueError, TypeError):
             raise ConfigError("calibration.keep", key, "no such setting in the scenario") from None
-    if p.calibration.ensemble:
+    if p.calibration.ensemble or "calibration.ensemble_file" in p.calibration.keep:
         path = CONFIG_DIR / p.calibration.ensemble_file
         if not path.is_file():
             raise ConfigError("calibration.ensemble_file", p.calibration.ensemble_file,
                               f"no such file under {CONFIG_DIR}")
+        stamp = path.stat()
+        problem = _ensemble_problem(path.resolve(), stamp.st_mtime_ns, stamp.st_size)
+        if problem is not None:
+            raise ConfigError("calibration.ensemble_file", p.calibration.ensemble_file, problem)
     for fmt in p.output.figure_formats:
         _one_of("output.figure_formats", fmt, FIGURE_FORMATS)
-    _at_least("initial_backlog.count", p.initial_backlog.count, 0)
+    _within("initial_backlog.count", p.initial_backlog.count, 0, limits.MAX_APPLICATIONS)
     if not 0 <= p.initial_backlog.max_waited_days <= 3650:
         raise ConfigError("initial_backlog.max_waited_days", p.initial_backlog.max_waited_days,
                           "must be in [0, 3650] days")
+
+
+@functools.lru_cache(maxsize=8)
+def _ensemble_problem(path: Path, mtime_ns: int, size: int) -> str | None:
+    """sim.limits.ensemble_problem, once per version of the file (every replication validates
+    its member's parameters)."""
+    return limits.ensemble_problem(path)
+
+
+def _check_executor(p: Config) -> None:
+    ex = p.executor
+    _count("executor.timeout_min", ex.timeout_min, limits.MAX_TIMEOUT_MIN)
+    _count("executor.cpus_per_task", ex.cpus_per_task, limits.MAX_CPUS_PER_TASK)
+    _within("executor.mem_gb", ex.mem_gb, 0, limits.MAX_MEM_GB, low_open=True)
+
+
+def _check_objective(p: Config) -> None:
+    for key in ("objective_at_least", "objective_at_most"):
+        value = getattr(p, key)
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(key, value, "must be a finite number or null")
+    _at_least("objective_penalty", p.objective_penalty, 0)
 
 
 def _check_dates_set(p: Config, first: dt.date, last: dt.date) -> None:
@@ -293,6 +383,8 @@ def _check_dates_set(p: Config, first: dt.date, last: dt.date) -> None:
     dated += [(f"timeline.{name}.date", e.date, False) for name, e in p.timeline.items()]
     dated += [(f"arrivals.surges.{i}.start_date", s.start_date, False)
               for i, s in enumerate(p.arrivals.surges)]
+    dated += [(f"officials.schedule.{i}.date", s.date, False)
+              for i, s in enumerate(p.officials.schedule)]
     for key, value, from_start in dated:
         chosen = key in kept or any(key.startswith(k + ".") for k in kept)
         if not chosen or value is None:
@@ -322,8 +414,12 @@ def _check_levers(p: Config) -> None:
     _share("classes.military_share", c.military_share)
     _at_least("intake.mean_working_days", p.intake.mean_working_days, 0)
     _at_least("statutory.working_days", p.statutory.working_days, 1)
-    _at_least("officials.count", p.officials.count, 1)
+    _count("officials.count", p.officials.count, limits.MAX_OFFICIALS)
     _within("officials.scale", p.officials.scale, 0, 100, low_open=True)
+    if policies.officials_on_duty(p) > limits.MAX_OFFICIALS:
+        raise ConfigError("officials.scale", p.officials.scale,
+                          f"officials.count x officials.scale = {policies.officials_on_duty(p):,} "
+                          f"officials on duty; at most {limits.MAX_OFFICIALS:,}")
     h = p.officials.hours_per_day
     if not 0 < h <= 24:
         raise ConfigError("officials.hours_per_day", h, "must be in (0, 24]")
@@ -336,7 +432,7 @@ def _check_levers(p: Config) -> None:
     else:
         _at_least("review.mean_days", r.mean_days, 0, strict=True)
     _one_of("review.distribution", r.distribution, REVIEW_DISTRIBUTIONS)
-    _at_least("review.cv", r.cv, 0, strict=True)
+    _within("review.cv", r.cv, 0, limits.MAX_REVIEW_CV, low_open=True)
     _at_least("review.effort_multiplier", r.effort_multiplier, 0, strict=True)
     _within("interagency.mean_working_days", p.interagency.mean_working_days, 0, 250)
     _within("interagency.cv", p.interagency.cv, 0, 10, low_open=True)
@@ -355,6 +451,9 @@ def _check_levers(p: Config) -> None:
     if g.mode == GreenChannelMode.dedicated and g.dedicated_officials < 1:
         raise ConfigError("green_channel.dedicated_officials", g.dedicated_officials,
                           "must be >= 1 when green_channel.mode=dedicated")
+    if g.dedicated_officials > limits.MAX_OFFICIALS:
+        raise ConfigError("green_channel.dedicated_officials", g.dedicated_officials,
+                          f"at most {limits.MAX_OFFICIALS:,}")
     for d in g.destinations:
         _one_of("green_channel.destinations", d, DESTINATIONS)
     _at_least("green_channel.effort_multiplier", g.effort_multiplier, 0, strict=True)
