@@ -63,9 +63,22 @@ def owner(folder: Path) -> str | None:
     entries = {p.name for p in folder.iterdir()}
     if not entries - set(_OURS):
         return ""
-    if (folder / "multirun.yaml").is_file():
+    return _legacy_owner(folder, entries)
+
+
+def _legacy_owner(folder: Path, entries: set[str]) -> str | None:
+    """The tool of a folder made before manifests, by what its tool always wrote there."""
+    if "multirun.yaml" in entries:
         return "sweep"
+    if "solve.json" in entries:
+        return "solve"
+    if "compare.csv" in entries:
+        return "compare"
     if (folder / HYDRA_RECORD).is_dir() or (folder / STAGING / HYDRA_RECORD).is_dir():
+        if any(name.startswith("ensemble_") for name in entries):
+            return "calibration"
+        if entries & {"morris.csv", "sobol.csv", "sensitivity.png"}:
+            return "sensitivity"
         return "run"
     return None
 
@@ -94,7 +107,10 @@ def check_target(folder: Path, tool: str, setting: str) -> None:
 
 def _words(tool: str) -> str:
     return {"run": "run (python -m sim)", "sweep": "sweep (python -m sim -m)",
-            "compare": "comparison (python -m sim.compare)"}.get(tool, tool)
+            "compare": "comparison (python -m sim.compare)",
+            "calibration": "calibration (python -m sim.calibrate)",
+            "sensitivity": "sensitivity study (python -m sim.sensitivity)",
+            "solve": "solver (python -m sim.solve)"}.get(tool, tool)
 
 
 def claim(folder: Path, tool: str, setting: str) -> Path:

@@ -91,7 +91,10 @@ def prepare(argv: list[str]):
     check_command_line([*overrides, *([f"hydra.run.dir={folder}"] if folder else [])])
     params = to_params(load_config(overrides))
     solver.check(params, settings)
-    return settings, overrides, params, out_folder(folder, params.name)
+    from sim import run_folder  # a new, empty or solver folder, held until the answer is written
+
+    out_dir = run_folder.claim(out_folder(folder, params.name), "solve", "hydra.run.dir")
+    return settings, overrides, params, out_dir
 
 
 def document(solution, overrides: list[str], command: str) -> dict[str, Any]:
@@ -130,10 +133,10 @@ def document(solution, overrides: list[str], command: str) -> dict[str, Any]:
 def write(out_dir: Path, solution, doc: dict[str, Any]) -> None:
     import pandas as pd
 
-    from sim import plotting, reports
+    from sim import plotting, reports, run_folder
     from sim.outputs import summary_document, write_csv, write_json
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    folder, out_dir = out_dir, run_folder.staging(out_dir)  # swapped in once complete
     rows = pd.DataFrame([{k: v for k, v in e.items() if k != "ci95"}
                          | {"ci95_low": e["ci95"][0], "ci95_high": e["ci95"][1]}
                          for e in doc["evaluations"]])
@@ -146,7 +149,8 @@ def write(out_dir: Path, solution, doc: dict[str, Any]) -> None:
     figures = [plotting.solve_figure(rows, doc)]
     config = {"config": dataclasses.asdict(solution.params)}  # what ran, lever aside
     reports.solve_report(out_dir, {**doc, **config}, rows, figures, run_summary)
-    write_json(out_dir / "solve.json", doc)  # last: a folder with solve.json is complete
+    write_json(out_dir / "solve.json", doc)
+    run_folder.commit(folder, "solve", "solve.json")  # last: a folder with solve.json is complete
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,4 +184,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: the search stopped; its folder keeps any earlier answer as it was; "
+              "rerun the same command", file=sys.stderr)
+        sys.exit(130)

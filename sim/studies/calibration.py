@@ -25,7 +25,7 @@ import yaml
 
 from sim import keys
 from sim.files import read_yaml
-from sim.outputs import atomic_write, remove_stale_temporaries
+from sim.outputs import atomic_write
 from sim.params import CONFIG_DIR, Config
 from sim.studies import history_matching as hm
 from sim.studies import space
@@ -395,8 +395,10 @@ def write_results(cal: Calibration, out_dir: Path, install: bool = False) -> lis
     representative point into the scenario file itself (configs/scenario/<scenario>.yaml), on
     the lines that set each value: all three or none (:func:`sim.studies.install.install_files`).
     Returns the installed files."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out_dir)
+    from sim import run_folder
+
+    folder = run_folder.claim(out_dir, "calibration", "hydra.run.dir")
+    out_dir = run_folder.staging(folder)  # beside an earlier result, swapped in once complete
     name = cal.settings.scenario
     ensemble = yaml.safe_dump(ensemble_document(cal), sort_keys=False)
     point = point_text(cal)
@@ -405,6 +407,7 @@ def write_results(cal: Calibration, out_dir: Path, install: bool = False) -> lis
     atomic_write(out_dir / f"ensemble_{name}.yaml", lambda tmp: tmp.write_text(ensemble))
     atomic_write(out_dir / f"{name}.yaml", lambda tmp: tmp.write_text(point))
     atomic_write(out_dir / "report.md", lambda tmp: tmp.write_text(report))
+    run_folder.commit(folder, "calibration", "report.md")
     if install is not True:  # a truthy text ("no") is not a yes
         return []
     check_install(dataclasses.replace(cal.settings, install=True))

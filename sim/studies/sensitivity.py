@@ -415,12 +415,11 @@ def _end(params: Config) -> str:
 
 def write_results(study: Study, out_dir: Path) -> list[str]:
     """points.csv, morris.csv, sobol.csv, sensitivity.png, then report.md."""
-    from sim.outputs import atomic_write, remove_stale_temporaries, save_figure, write_csv
+    from sim import run_folder
+    from sim.outputs import atomic_write, save_figure, write_csv
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out_dir)
-    (out_dir / "report.md").unlink(missing_ok=True)
+    folder = run_folder.claim(Path(out_dir), "sensitivity", "hydra.run.dir")
+    out_dir = run_folder.staging(folder)  # beside an earlier result, swapped in once complete
     written = ["points.csv"]
     write_csv(out_dir / "points.csv", study.points)
     for method in ("morris", "sobol"):
@@ -434,4 +433,5 @@ def write_results(study: Study, out_dir: Path) -> list[str]:
     text = report_text(study)
     atomic_write(out_dir / "report.md", lambda tmp: tmp.write_text(text))
     written.append("report.md")
+    run_folder.commit(folder, "sensitivity", "report.md")
     return written
