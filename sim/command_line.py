@@ -58,10 +58,10 @@ def check_command_line(argv: Sequence[str], config_name: str = "config",
     task = [o for o in overrides if o not in hydra_own]
     _check_grammar(overrides)
     swept, intervals = sweep_check.plan(task, dirs)  # sizes bounded before any value is listed
+    if args.shell_completion or args.help or args.hydra_help or args.version:
+        return  # Hydra prints its help or a completion script, and composes nothing
     if config_name == "config":
         check_overrides(overrides, dirs)
-    if args.prints:  # Hydra prints something, runs nothing
-        return
     searched = [o for o in hydra_own if "searchpath" in o]
     if args.config_dir:
         searched.append(f"hydra.searchpath=[file://{Path(args.config_dir).resolve()}]")
@@ -87,16 +87,20 @@ def check_command_line(argv: Sequence[str], config_name: str = "config",
         cfg, _ = compose(point)
         return cfg, (_typed(cfg, point) if typed_keys else None)
 
-    if not args.multirun:
-        cfg, hydra = compose(task)
+    sweeping = bool(intervals) or any(len(k.texts) > 1 for k in swept)
+    first = [k.texts[0] for k in swept] if args.multirun or sweeping else task
+    cfg, hydra = compose(first)  # Hydra's settings: the mode, the sweeper, the folders
+    if args.prints:  # --cfg or --info: Hydra composes, prints, runs nothing
+        hydra_flags.check_package(args, OmegaConf.to_container(cfg, resolve=False), hydra)
+        return
+    if not (args.multirun or str(hydra.get("mode")).endswith("MULTIRUN")):  # hydra.mode too
+        cfg, hydra = compose(task)  # the user's own overrides: Hydra's error for a sweep
         if typed_keys:
             check_job(cfg, _typed(cfg, task))
         hydra_flags.check_folders(hydra, OmegaConf.to_container(cfg, resolve=False), False)
         if then is not None:
             then(cfg)
         return
-    first = [k.texts[0] for k in swept]
-    cfg, hydra = compose(first)  # Hydra's settings: the sweeper, its params, the folders
     params = hydra.get("sweeper", {}).get("params") or {}
     swept, intervals = sweep_check.plan([*(f"{k}={v}" for k, v in params.items()), *task], dirs)
     basic = "BasicSweeper" in str(hydra.get("sweeper", {}).get("_target_", ""))
@@ -135,7 +139,7 @@ def _check_grammar(overrides: list[str]) -> None:
     for text in overrides:
         try:
             parser.parse_override(text)
-        except HydraException as err:
+        except (HydraException, ValueError) as err:  # ValueError: an int of 4,300+ digits
             key, _, value = text.partition("=")
             raise ConfigError(key.lstrip("+~"), value, "cannot be read ("
                               f"{str(err).splitlines()[0]}); quote a value holding '=', "

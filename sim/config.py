@@ -177,6 +177,17 @@ _VALUE_NODES = {int: (IntegerNode, "must be an integer"), float: (FloatNode, "mu
                 bool: (BooleanNode, "must be true or false")}
 
 
+class GroupOptions:
+    """What a glob(...) sweep needs of Hydra's config loader: a group's options, here the
+    YAML files of configs/ and of a --config-dir."""
+
+    def __init__(self, dirs: Sequence[Path]):
+        self.dirs = [CONFIG_DIR, *dirs]
+
+    def get_group_options(self, group: str, results_filter: Any = None) -> list[str]:
+        return sorted({p.stem for d in self.dirs for p in (Path(d) / group).glob("*.yaml")})
+
+
 def check_overrides(overrides: Sequence[str], config_dirs: Sequence[str | Path] = ()) -> None:
     """Refuse, with one line, an override naming no setting or giving a value of a wrong type.
 
@@ -187,6 +198,7 @@ def check_overrides(overrides: Sequence[str], config_dirs: Sequence[str | Path] 
     search path.
     """
     parser = OverridesParser.create()
+    options = GroupOptions(config_dirs)  # the values of a glob(...) sweep
     dirs = [CONFIG_DIR, *(Path(d) for d in config_dirs)]
     check_groups = not any(o.startswith(("hydra.searchpath", "+hydra.searchpath"))
                            for o in overrides)
@@ -197,6 +209,7 @@ def check_overrides(overrides: Sequence[str], config_dirs: Sequence[str | Path] 
             raise ConfigError(text.partition("=")[0], text.partition("=")[2],
                               f"cannot be read ({str(err).splitlines()[0]})") from None
         key = override.key_or_group
+        override.config_loader = options
         if override.package is not None or key.startswith("hydra"):
             continue
         if override.is_delete() or override.is_add():

@@ -83,7 +83,8 @@ def parse(argv: Sequence[str], config_name: str) -> argparse.Namespace:
         if not args.config_dir.strip():
             raise ConfigError("--config-dir", args.config_dir, "must name a folder")
         check_config_dir(args.config_dir)
-    if args.config_path is not None and Path(args.config_path).resolve() != CONFIG_DIR:
+    app_dir = Path(__file__).resolve().parent  # Hydra reads --config-path from the app's module
+    if args.config_path is not None and (app_dir / args.config_path).resolve() != CONFIG_DIR:
         raise ConfigError("--config-path", args.config_path,
                           f"the project's configs are {CONFIG_DIR}; add a folder of your own "
                           "scenario files with --config-dir <folder> instead")
@@ -97,6 +98,21 @@ def parse(argv: Sequence[str], config_name: str) -> argparse.Namespace:
                               "(this tool's primary config, or one of --config-dir's)")
         args.config_name = given
     return args
+
+
+def check_package(args: argparse.Namespace, app: dict, hydra: dict) -> None:
+    """``--package`` must name a node of the configuration ``--cfg`` prints (Hydra prints
+    "not found" and exits with 1)."""
+    from omegaconf import OmegaConf
+
+    if args.cfg is None or args.package in (None, "_global_"):
+        return
+    shown = {"job": app, "hydra": {"hydra": hydra}, "all": {**app, "hydra": hydra}}[args.cfg]
+    node = OmegaConf.select(OmegaConf.create(shown), args.package, default=None,
+                            throw_on_resolution_failure=False)
+    if node is None:
+        raise ConfigError("--package", args.package, f"no such node in the {args.cfg} "
+                          f"configuration; e.g. {', '.join(list(shown)[:6])}")
 
 
 # -- a --config-dir: its YAML files, bounded before Hydra reads any --------------------------------
@@ -122,7 +138,8 @@ def check_config_dir(text: str) -> None:
         content, problem = limits.load_yaml(path, limits.MAX_CONFIG_FILE_BYTES,
                                             limits.MAX_CONFIG_NODES)
         if problem is None and _names_code(content):
-            problem = "names Python code to run (_target_); a scenario file sets values only"
+            problem = ("names code to run (_target_, env_set); a scenario file sets values "
+                       "only")
         if problem is not None and problem.startswith(":"):  # YAML's own: file:line:column
             where, _, problem = problem.partition(": ")
             raise ConfigError(f"{path}{where}", ConfigError.NO_VALUE, problem)
@@ -131,12 +148,13 @@ def check_config_dir(text: str) -> None:
 
 
 def _names_code(content: Any) -> bool:
-    """Whether a YAML document holds a ``_target_`` key at any depth."""
+    """Whether a YAML document holds a ``_target_`` key (an object Hydra instantiates) or an
+    ``env_set`` (environment variables, such as LD_PRELOAD, for every process a job starts)."""
     stack = [content]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            if "_target_" in node:
+            if "_target_" in node or "env_set" in node:
                 return True
             stack.extend(node.values())
         elif isinstance(node, list):
@@ -235,6 +253,9 @@ def one_line(err: Exception, overrides: Sequence[str] = ()) -> ConfigError:
     file, line and column) it comes from, and what is allowed."""
     import yaml
 
+    if isinstance(err, RecursionError) or "maximum recursion depth" in str(err):
+        return ConfigError("the defaults lists", ConfigError.NO_VALUE, "a config file includes "
+                           "itself, directly or through others (a loop in its defaults list)")
     mark = getattr(err, "problem_mark", None)
     if isinstance(err, yaml.YAMLError) and mark is not None:
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
@@ -262,6 +283,7 @@ def one_line(err: Exception, overrides: Sequence[str] = ()) -> ConfigError:
     for override in overrides:  # the override it comes from, as the user typed it
         key, _, value = override.lstrip("+~").partition("=")
         if f"'{key}'" in text or f"override {override.lstrip('+~')}" in text \
+                or f"'{override.lstrip('+~')}'" in text \
                 or (full_key and (full_key == key or full_key.startswith(key + "."))):
             return ConfigError(full_key if full_key and full_key.startswith(key) else key,
                                value, reason)
@@ -281,7 +303,8 @@ _REASONS = (("could not be converted to Integer", "must be an integer"),
             ("could not be converted to Boolean", "must be true or false"),
             ("is not a ListConfig", "must be a list [...]"),
             ("is not a DictConfig", "must be a mapping {key: value}"),
-            ("is not a subclass of", "must be a mapping {key: value}"))
+            ("is not a subclass of", "must be a mapping {key: value}"),
+            ("Could not delete from config", "no such entry to delete"))
 
 
 def _reason(detail: str, full_key: str, reference: str) -> str:

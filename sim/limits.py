@@ -24,7 +24,7 @@ from sim.params import Config
 MAX_OFFICIALS = 100_000  # officials.count (and x officials.scale), schedule, ramp, dedicated
 MAX_REPLICATIONS = 10_000  # replications: results of each are held until the run is written
 MAX_JOBS = 1_024  # jobs: workers (local processes are capped at the cores by sim.executor)
-MAX_DAYS = 36_600  # horizon_days, end_date - start_date: a hundred years
+MAX_DAYS = 36_600  # horizon_days, end_date - start_date, every duration: a hundred years
 MAX_REVIEW_CV = 10.0  # review.cv, as interagency.cv: a lognormal's sigma**2 = ln(1 + cv**2)
 # The run's expected size (estimated_applications): per replication every application is held
 # until its tables are made (~0.7 kB each: 5 M is ~3.5 GB); over all replications at ~15,000 a
@@ -65,7 +65,8 @@ def estimated_applications(p: Config, regimes: list | None = None) -> dict[str, 
     arrivals = 0.0
     for regime, end in zip(regimes, ends, strict=True):
         a, c = regime.params.arrivals, regime.params.controls
-        rate = (a.rate_per_day * c.april7 + a.october5_rate_per_day * c.october5) * a.scale
+        rate = ((a.rate_per_day if c.april7 else 0.0)
+                + (a.october5_rate_per_day if c.october5 else 0.0)) * a.scale
         arrivals += rate * max(0, min(end, n_days) - regime.day)
     surges = float(sum(s.size for s in p.arrivals.surges))
     backlog = float(p.initial_backlog.count)
@@ -125,8 +126,9 @@ def folder_problem(text: str) -> str | None:
         return "a folder name has at most 255 bytes, a path 4000"
     path = Path(os.path.abspath(text))
     real = path.resolve()
-    if any(str(x) == s or str(x).startswith(s + "/") for x in (path, real) for s in _SYSTEM):
-        return "must not be under /proc, /sys or /dev"
+    inside = [str(x) for x in (path, real) if not str(x).startswith("/dev/shm/")]  # tmpfs
+    if any(x == s or x.startswith(s + "/") for x in inside for s in _SYSTEM):
+        return "must not be under /proc, /sys or /dev (except /dev/shm)"
     existing = real
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -179,6 +181,8 @@ def yaml_problem(text: str, max_nodes: int) -> str | None:
     try:
         for event in yaml.parse(text, Loader=loader):
             if isinstance(event, yaml.AliasEvent):
+                if any(anchor == event.anchor for anchor, _ in open_):
+                    return f"&{event.anchor} holds itself (a recursive alias)"
                 values += sizes.get(event.anchor, 1)
             elif isinstance(event, yaml.ScalarEvent):
                 values += 1
@@ -195,9 +199,7 @@ def yaml_problem(text: str, max_nodes: int) -> str | None:
                 return (f"holds more than {max_nodes:,} values once its aliases are expanded "
                         "(a YAML bomb?)")
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        return f"{where}: {getattr(err, 'problem', None) or 'unreadable'} (YAML)"
+        return _yaml_error(err)
     return None
 
 
@@ -213,7 +215,18 @@ def load_yaml(path: Path, max_bytes: int, max_nodes: int) -> tuple[Any, str | No
     problem = yaml_problem(text, max_nodes)
     if problem is not None:
         return None, problem
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)), None  # noqa: S506
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)), None  # noqa: S506
+    except yaml.YAMLError as err:  # a tag no safe loader constructs (!!python/object ...)
+        return None, _yaml_error(err)
+
+
+def _yaml_error(err: yaml.YAMLError) -> str:
+    """``:<line>:<column>: <problem> (YAML)``: the place, then what is wrong."""
+    mark = getattr(err, "problem_mark", None)
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+    problem = getattr(err, "problem", None) or getattr(err, "reason", None) or "unreadable"
+    return f"{where}: {problem} (YAML)"
 
 
 def ensemble_problem(path: Path) -> str | None:

@@ -38,6 +38,7 @@ from hydra.core.override_parser.types import Glob, RangeSweep
 from hydra.errors import HydraException
 
 from sim import keys
+from sim.config import GroupOptions
 from sim.params import CONFIG_DIR, Config
 from sim.validation import ConfigError
 
@@ -59,22 +60,11 @@ class Key:
     picks: list[int] = field(default_factory=list)  # indices of the values checked (step 2)
 
 
-class _GroupOptions:
-    """What a glob(...) sweep needs of Hydra's config loader: a group's options, here the
-    YAML files of configs/ and of a --config-dir."""
-
-    def __init__(self, dirs: Sequence[Path]):
-        self.dirs = [CONFIG_DIR, *dirs]
-
-    def get_group_options(self, group: str, results_filter: Any = None) -> list[str]:
-        return sorted({p.stem for d in self.dirs for p in (Path(d) / group).glob("*.yaml")})
-
-
 def plan(arguments: Sequence[str], dirs: Sequence[Path] = ()) -> tuple[list[Key], list[str]]:
     """The keys of a sweep, in job order (each job takes one value of every key), and the
     overrides swept by an interval (drawn by a sampling sweeper, never listed). Refuses a key
     with more than :data:`MAX_VALUES` values before listing them."""
-    parser = OverridesParser.create(config_loader=_GroupOptions(dirs))
+    parser = OverridesParser.create(config_loader=GroupOptions(dirs))
     found: dict[str, Key] = {}
     intervals = []
     for text, o in zip(arguments, parser.parse_overrides(list(arguments)), strict=True):

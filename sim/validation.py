@@ -145,6 +145,14 @@ def _at_least(key: str, value: Any, low: float, strict: bool = False) -> None:
         raise ConfigError(key, value, f"must be a finite number {'>' if strict else '>='} {low}")
 
 
+def _days(key: str, value: Any, low: float, strict: bool = False) -> None:
+    """A duration: a finite number >= low (> low if strict), at most sim.limits.MAX_DAYS (every
+    time of the model's clock stays finite)."""
+    _at_least(key, value, low, strict)
+    if value > limits.MAX_DAYS:
+        raise ConfigError(key, value, f"must be at most {limits.MAX_DAYS:,} days")
+
+
 def _within(key: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
     """A finite number in [low, high] (or (low, high]); refuses None, NaN and infinity."""
     ok = (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
@@ -196,8 +204,8 @@ def check_run_size(p: Config, replications: int | None = None, regimes: list | N
                                   regimes)
     if problem is not None:
         what, estimate, allowed = problem
-        raise ConfigError(f"the run's size: about {estimate:,.0f} {what}", ConfigError.NO_VALUE,
-                          allowed)
+        about = f"about {estimate:,.0f}" if math.isfinite(estimate) else "more than 1e308"
+        raise ConfigError(f"the run's size: {about} {what}", ConfigError.NO_VALUE, allowed)
 
 
 def check_here(p: Config) -> None:
@@ -238,9 +246,14 @@ def validate(p: Config) -> None:
     for name, event in p.timeline.items():
         for key, value in event.changes.items():
             try:
-                check_value(f"timeline.{name}.changes.{key}", value, keys.field_type(key))
+                kind = keys.field_type(key)
             except KeyError:
-                pass  # refused below, as an unknown key
+                kind = Any  # refused below, as an unknown key
+            if dataclasses.is_dataclass(kind):
+                raise ConfigError(f"timeline.{name}.changes.{key}", value, "a timeline event "
+                                  f"changes single settings, e.g. {key}."
+                                  f"{dataclasses.fields(kind)[0].name}")
+            check_value(f"timeline.{name}.changes.{key}", value, kind)
             try:
                 policies.apply_changes(p, {key: value})
             except KeyError:
@@ -267,6 +280,8 @@ def _check_frame(p: Config) -> None:
                                           "not starting with '.'")
     if not isinstance(p.seed, int) or p.seed < 0:
         raise ConfigError("seed", p.seed, "must be an integer >= 0")
+    if p.seed >= 2**63:  # a 64-bit integer: every table and tool that reads it takes it
+        raise ConfigError("seed", p.seed, "must be below 2**63")
     start = _date("start_date", p.start_date)
     if (p.end_date is None) == (p.horizon_days is None):
         raise ConfigError("horizon_days", p.horizon_days,
@@ -301,7 +316,7 @@ def _check_frame(p: Config) -> None:
     for i, s in enumerate(p.arrivals.surges):
         _date(f"arrivals.surges[{i}].start_date", s.start_date)
         _within(f"arrivals.surges[{i}].size", s.size, 0, limits.MAX_APPLICATIONS)
-        _at_least(f"arrivals.surges[{i}].decay_days", s.decay_days, 0, strict=True)
+        _days(f"arrivals.surges[{i}].decay_days", s.decay_days, 0, strict=True)
         _one_of(f"arrivals.surges[{i}].elements", s.elements, ELEMENT_GROUPS)
     for i, change in enumerate(p.officials.schedule):
         _date(f"officials.schedule[{i}].date", change.date)
@@ -337,7 +352,8 @@ def _check_frame(p: Config) -> None:
         path = CONFIG_DIR / p.calibration.ensemble_file
         if not path.is_file():
             raise ConfigError("calibration.ensemble_file", p.calibration.ensemble_file,
-                              f"no such file under {CONFIG_DIR}")
+                              "is not a regular file" if path.exists()
+                              else f"no such file under {CONFIG_DIR}")
         stamp = path.stat()
         problem = _ensemble_problem(path.resolve(), stamp.st_mtime_ns, stamp.st_size)
         if problem is not None:
@@ -412,8 +428,8 @@ def _check_levers(p: Config) -> None:
     for k, v in c.trusted_share.items():
         _share(f"classes.trusted_share.{k}", v)
     _share("classes.military_share", c.military_share)
-    _at_least("intake.mean_working_days", p.intake.mean_working_days, 0)
-    _at_least("statutory.working_days", p.statutory.working_days, 1)
+    _days("intake.mean_working_days", p.intake.mean_working_days, 0)
+    _days("statutory.working_days", p.statutory.working_days, 1)
     _count("officials.count", p.officials.count, limits.MAX_OFFICIALS)
     _within("officials.scale", p.officials.scale, 0, 100, low_open=True)
     if policies.officials_on_duty(p) > limits.MAX_OFFICIALS:
@@ -430,7 +446,7 @@ def _check_levers(p: Config) -> None:
     if r.mean_hours is not None:
         _at_least("review.mean_hours", r.mean_hours, 0, strict=True)
     else:
-        _at_least("review.mean_days", r.mean_days, 0, strict=True)
+        _days("review.mean_days", r.mean_days, 0, strict=True)
     _one_of("review.distribution", r.distribution, REVIEW_DISTRIBUTIONS)
     _within("review.cv", r.cv, 0, limits.MAX_REVIEW_CV, low_open=True)
     _at_least("review.effort_multiplier", r.effort_multiplier, 0, strict=True)
@@ -439,9 +455,9 @@ def _check_levers(p: Config) -> None:
     for d in p.queue.served_last:
         _one_of("queue.served_last", d, DESTINATIONS)
     _share("incomplete.probability", p.incomplete.probability, top_open=True)
-    _at_least("incomplete.response_mean_days", p.incomplete.response_mean_days, 0)
+    _days("incomplete.response_mean_days", p.incomplete.response_mean_days, 0)
     _share("consultation.share", p.consultation.share)
-    _at_least("consultation.mean_working_days", p.consultation.mean_working_days, 0)
+    _days("consultation.mean_working_days", p.consultation.mean_working_days, 0)
     _one_of("military.policy", p.military.policy, MILITARY_POLICIES)
     _share("decision.deny_probability", p.decision.deny_probability)
     g = p.green_channel
@@ -457,14 +473,22 @@ def _check_levers(p: Config) -> None:
     for d in g.destinations:
         _one_of("green_channel.destinations", d, DESTINATIONS)
     _at_least("green_channel.effort_multiplier", g.effort_multiplier, 0, strict=True)
+    effort = (policies.mean_effort_working_days(p) * r.effort_multiplier
+              * max(1.0, g.effort_multiplier))
+    if not effort <= limits.MAX_DAYS:  # the model's clock needs finite times
+        key = "review.mean_hours" if r.mean_hours is not None else "review.mean_days"
+        raise ConfigError(key, getattr(r, key.split(".")[1]),
+                          f"with review.effort_multiplier, green_channel.effort_multiplier and "
+                          f"officials.hours_per_day: {effort:.3g} working days of review per "
+                          f"application; at most {limits.MAX_DAYS:,}")
     lic = p.licence
-    _at_least("licence.term_days", lic.term_days, 1)
+    _days("licence.term_days", lic.term_days, 1)
     _share("licence.renewal_share", lic.renewal_share)
     if not 0 <= lic.renewal_lead_days < lic.term_days:
         raise ConfigError("licence.renewal_lead_days", lic.renewal_lead_days,
                           f"must be in [0, licence.term_days={lic.term_days})")
     if p.withdrawal.patience_days is not None:
-        _at_least("withdrawal.patience_days", p.withdrawal.patience_days, 0, strict=True)
+        _days("withdrawal.patience_days", p.withdrawal.patience_days, 0, strict=True)
     _one_of("withdrawal.patience_distribution", p.withdrawal.patience_distribution,
             PATIENCE_DISTRIBUTIONS)
     if not isinstance(p.controls.april7, bool) or not isinstance(p.controls.october5, bool):
