@@ -37,7 +37,8 @@ BANDS_NOTE = ("ci95: 95 % confidence interval of the replication mean (t); "
               "predictive95: 2.5-97.5 percentiles over replications")
 # Every group a replication can have: (dimension, value), a row of its group series each.
 _GROUPS = [(dim, value) for dim in GROUP_DIMS for value in dict(CLASS_DIMS)[dim]]
-_CLASS_BATCH = 32  # per-class tables summed together (memory: this many replications' tables)
+# Per-class tables are summed once their rows since the last sum reach this (a few MB).
+_CLASS_BATCH_ROWS = 50_000
 # What a replication's headline figure was: its row of figures holds NaN for None and missing.
 _NUMBER, _NONE, _BOOL, _MISSING = range(4)
 
@@ -59,9 +60,10 @@ class Results:
         self._first: RunResult | None = None  # replication 0 whole: the tables' template
         self._daily_columns: list[str] = []  # daily's figures, their order in _daily_rows
         self._daily_rows: list[np.ndarray] = []  # a replication's (figures x days) floats each
-        self._group_rows: list[np.ndarray] = []  # (GROUP_FIGURES x _GROUPS x days) floats each
+        self._group_rows: list[np.ndarray] = []  # (GROUP_FIGURES x _GROUPS x days) counts each
         self._groups_seen: set[int] = set()  # indexes in _GROUPS of the groups any run had
         self._class_tables: list[pd.DataFrame] = []  # per-class tables, summed by batches
+        self._class_rows = 0  # rows of those not summed yet
         self._class_empty: list[pd.DataFrame] = []  # one empty per-class table, if any came
         self.waits = WaitHistogram()  # waits for a first review after the warm-up, pooled
         self._segment_waits = {segment_name(s): WaitHistogram() for s in range(N_SEGMENTS)}
@@ -92,8 +94,9 @@ class Results:
             self._class_empty[:] = [run.by_class]
         else:
             self._class_tables.append(run.by_class)
-            if len(self._class_tables) >= _CLASS_BATCH:
-                self._class_tables = [_class_sums(self._class_tables)]
+            self._class_rows += len(run.by_class)
+            if self._class_rows >= _CLASS_BATCH_ROWS:
+                self._class_tables, self._class_rows = [_class_sums(self._class_tables)], 0
         _merge_into(self.waits, run.waits)
         for name, hist in run.segment_waits.items():
             _merge_into(self._segment_waits[name], hist)
@@ -117,10 +120,13 @@ class Results:
             self._groups_seen.update(np.unique(group).tolist())
             cells.append(group * n_days + day)
         cell = np.concatenate(cells)
-        return np.stack([np.bincount(cell, weights=np.tile(by_class[f].to_numpy(dtype=float),
+        sums = np.stack([np.bincount(cell, weights=np.tile(by_class[f].to_numpy(dtype=float),
                                                            len(GROUP_DIMS)),
                                      minlength=len(_GROUPS) * n_days).reshape(-1, n_days)
                          for f in GROUP_FIGURES])
+        # Counts of applications: int32 holds them exactly (no run comes near 2**31) in half
+        # the memory, and gives the same floats back.
+        return sums.astype(np.int32)
 
     def _add_figures(self, summary: dict[str, Any]) -> None:
         """The replication's headline figures as a row (NaN where None) and what each was."""
@@ -194,8 +200,9 @@ class Results:
             numeric = [c for c in table.columns if c not in keys]
             table[numeric] = table[numeric].astype(float)
             return table
-        # The batches' sums (integer counts: exact in any order) and any empty table, which
-        # types the figure columns as one concat of every replication's table did.
+        # The batches' sums (integer counts: exact in any order) and an empty table if a
+        # replication had one: as in one concat of every replication's table, its untyped
+        # columns make the figure columns objects, which the sum leaves out.
         table = pd.concat([*self._class_tables, *self._class_empty], ignore_index=True)
         return (table.groupby(keys, sort=True).sum(numeric_only=True) / self.n).reset_index()
 

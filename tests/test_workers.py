@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import executor
+from sim import executor, results
 from sim.executor import capped_workers, cpus, parallel_map
 from sim.params import ExecutorConfig, ExecutorKind
 from sim.recorder import CLASS_DIMS
@@ -197,10 +197,11 @@ def _at_the_end(runs) -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.parametrize("overrides", [
-    TINY,  # more replications than a batch of per-class tables
+    TINY,
     ("end_date=2025-05-15", "calibration.ensemble=true"),  # classes, groups, an ensemble
 ])
-def test_streamed_aggregate_equals_the_one_at_the_end(compose, overrides):
+def test_streamed_aggregate_equals_the_one_at_the_end(compose, overrides, monkeypatch):
+    monkeypatch.setattr(results, "_CLASS_BATCH_ROWS", 500)  # per-class tables summed by batches
     params = compose(*overrides)
     n = 40 if overrides == TINY else 5
     runs = run_replications(params, n, jobs=1)
