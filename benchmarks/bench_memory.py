@@ -10,7 +10,8 @@ the workers are not counted: they hold one replication at a time) and its wall a
 then the slope: MiB per 1,000 replications, a least-squares line through the points. A run
 whose memory does not grow with its replications has a slope near 0; what is left is the
 per-replication rows that replications.csv, pending_by_replication.csv and the predictive
-intervals need. ``--large`` adds N = 20,000. Figures only, no assertions.
+intervals need. ``--large`` adds N = 10,000 and 20,000 (a run the input checks refuse is
+shown as refused, with their reason). Figures only, no assertions.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # the sim next to this script
 CASE = ("scenario=mmc", "horizon_days=30", "warmup_days=0", "output.plots=false")
 
 
-def child(args: list[str]) -> tuple[float, float, float]:
-    """Run ``python <args>``: its peak RSS (MiB), wall and CPU seconds (os.wait4)."""
+def child(args: list[str]) -> tuple[float, float, float] | str:
+    """Run ``python <args>``: its peak RSS (MiB), wall and CPU seconds (os.wait4), or the last
+    line it wrote on stderr when it failed."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=ENV,
@@ -41,31 +43,35 @@ def child(args: list[str]) -> tuple[float, float, float]:
         wall = time.perf_counter() - t0
         if os.waitstatus_to_exitcode(status):
             err.seek(0)
-            sys.exit(f"python {' '.join(args)} failed:\n{err.read().decode()}")
+            lines = err.read().decode().strip().splitlines()
+            return lines[-1] if lines else f"exit status {os.waitstatus_to_exitcode(status)}"
     return usage.ru_maxrss / 1024, wall, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--replications", type=int, nargs="+", default=[500, 2000, 8000])
-    ap.add_argument("--large", action="store_true", help="add 20,000 replications")
+    ap.add_argument("--large", action="store_true", help="add 10,000 and 20,000 replications")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("overrides", nargs="*", help="more overrides for every run (after --)")
     args = ap.parse_args()
-    counts = sorted(set(args.replications) | ({20_000} if args.large else set()))
+    counts = sorted(set(args.replications) | ({10_000, 20_000} if args.large else set()))
     extra = [*CASE, f"jobs={args.jobs}", *args.overrides]
     print(f"bench_memory: sim in {ROOT}, Python {sys.version.split()[0]}, "
           f"python -m sim {' '.join(extra)} replications=N")
     print(f"  {'replications':>12}{'peak RSS (MiB)':>16}{'wall (s)':>10}{'CPU (s)':>10}")
-    rss = []
+    done = {}  # replications: peak RSS
     for n in counts:
         with tempfile.TemporaryDirectory() as out:
-            peak, wall, cpu = child(["-m", "sim", *extra, f"replications={n}",
-                                     f"hydra.run.dir={out}"])
-        rss.append(peak)
+            found = child(["-m", "sim", *extra, f"replications={n}", f"hydra.run.dir={out}"])
+        if isinstance(found, str):
+            print(f"  {n:>12,}  refused or failed: {found}", flush=True)
+            continue
+        peak, wall, cpu = found
+        done[n] = peak
         print(f"  {n:>12,}{peak:>16.0f}{wall:>10.1f}{cpu:>10.1f}", flush=True)
-    if len(counts) > 1:
-        slope = np.polyfit(counts, rss, 1)[0] * 1000
+    if len(done) > 1:
+        slope = np.polyfit(list(done), list(done.values()), 1)[0] * 1000
         print(f"  slope: {slope:.1f} MiB per 1,000 replications "
               f"({slope * 1024 / 1000:.1f} KiB per replication)")
 
