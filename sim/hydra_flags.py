@@ -124,6 +124,8 @@ def check_config_dir(text: str) -> None:
     folder = Path(text).resolve()
     if not folder.is_dir():
         raise ConfigError("--config-dir", text, "no such folder")
+    if limits.in_system(text):
+        raise ConfigError("--config-dir", text, "must not be under /proc, /sys or /dev")
     files = []
     for n, (root, dirs, names) in enumerate(os.walk(folder)):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))

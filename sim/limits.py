@@ -115,6 +115,14 @@ def size_problem(p: Config, replications: int,
 _SYSTEM = ("/proc", "/sys", "/dev")  # the kernel's files: a folder there is never the user's
 
 
+def in_system(text: str) -> bool:
+    """Whether the path ``text`` (or where its links lead) is under /proc, /sys or /dev, the
+    kernel's files (/dev/shm, a shared-memory folder, is the user's)."""
+    path = Path(os.path.abspath(text))
+    inside = [str(x) for x in (path, path.resolve()) if not str(x).startswith("/dev/shm/")]
+    return any(x == s or x.startswith(s + "/") for x in inside for s in _SYSTEM)
+
+
 def folder_problem(text: str) -> str | None:
     """What stops a run from creating or writing the folder ``text``, or None: a shell
     substitution or a control character in it (a shell would read them when the user pastes
@@ -124,12 +132,9 @@ def folder_problem(text: str) -> str | None:
         return "must be a plain folder path (no $, backquote or control characters)"
     if any(len(part.encode()) > 255 for part in Path(text).parts) or len(text) > 4000:
         return "a folder name has at most 255 bytes, a path 4000"
-    path = Path(os.path.abspath(text))
-    real = path.resolve()
-    inside = [str(x) for x in (path, real) if not str(x).startswith("/dev/shm/")]  # tmpfs
-    if any(x == s or x.startswith(s + "/") for x in inside for s in _SYSTEM):
+    if in_system(text):
         return "must not be under /proc, /sys or /dev (except /dev/shm)"
-    existing = real
+    existing = Path(os.path.abspath(text)).resolve()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():

@@ -455,6 +455,49 @@ def test_api_names_the_fields_of_a_mapping():
         sim.run(p)
 
 
+# -- found by trying inputs as an attacker would -------------------------------------------------
+FOUND = [
+    (["review.mean_hours=1e308", "review.effort_multiplier=1e308"], "review.mean_hours"),
+    (["intake.mean_working_days=1e300"], "intake.mean_working_days"),
+    (["licence.term_days=1000000000"], "licence.term_days"),
+    (["seed=9223372036854775808"], "seed"),
+    (["seed=1" + "0" * 5000], "seed"),
+    (["-m", "scenario=glob(mmc*)", "officials.count=0"], "officials.count"),
+    (["hydra.mode=MULTIRUN", "seed=1,-2"], "seed=-2"),
+    (["--cfg", "job", "-p", "nope"], "--package"),
+    (["--config-dir", "/proc"], "--config-dir"),
+    ([T % "officials:{count:3}"], "timeline.x.changes.officials"),
+]
+
+
+@pytest.mark.parametrize(("argv", "key"), FOUND, ids=[" ".join(a)[:60] for a, _ in FOUND])
+def test_found_by_an_attacker(argv, key, earlier, capsys):
+    given = "hydra.mode=MULTIRUN" in argv
+    line = _refused([*argv, *([f"hydra.sweep.dir={earlier}"] if given else [])], earlier,
+                    capsys, key)
+    assert len(line) < 600
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("# @package _global_\na: &a [*a]\n", "recursive alias"),
+    ("# @package _global_\nname: !!python/object/apply:os.system ['true']\n", "x.yaml:2"),
+    ("# @package _global_\nhydra:\n  job:\n    env_set:\n      LD_PRELOAD: x.so\n", "env_set"),
+    ("# @package _global_\ndefaults:\n  - x\n  - _self_\n", "loop"),
+    ("# @package _global_\nofficials:\n  \"c\x1bount\": 3\n", "control characters"),
+])
+def test_found_in_scenario_files(text, words, earlier, capsys, tmp_path):
+    mine = _scenario_dir(tmp_path, "x", text)
+    assert words in _refused(["--config-dir", str(mine), "scenario=x"], earlier, capsys, "")
+
+
+def test_valid_forms_found_on_the_way_pass(earlier, capsys):
+    _passes(["-cp", "../configs", "--cfg", "job"], capsys)  # read from the app's folder
+    _passes(["hydra.mode=MULTIRUN", "seed=1,2", f"hydra.sweep.dir={earlier.parent}/s"], capsys)
+    _passes(["-m", "scenario=glob(mmc*)", f"hydra.sweep.dir={earlier.parent}/s"], capsys)
+    _passes(["--shell-completion", "install=bash"], capsys)
+    _passes([f"hydra.run.dir=/dev/shm/sim_test_{os.getpid()}"], capsys)
+
+
 # -- the real entry point, end to end ---------------------------------------------------------
 def _run(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
