@@ -73,11 +73,15 @@ def check_command_line(argv: Sequence[str], config_name: str = "config",
             composed[tuple(point)] = _compose([*point, *extra], args.config_name)
         return composed[tuple(point)]
 
+    here: set[tuple[str, str]] = set()  # the executors checked on this machine already
+
     def check_job(cfg: Any, params: Any) -> None:
         if params is not None:
             validate(params)
             objective.check(params)
-            check_here(params)
+            if (str(params.executor.kind), str(params.executor.folder)) not in here:
+                check_here(params)
+                here.add((str(params.executor.kind), str(params.executor.folder)))
         elif then is not None:
             then(cfg)
 
@@ -93,6 +97,7 @@ def check_command_line(argv: Sequence[str], config_name: str = "config",
     if args.prints:  # --cfg or --info: Hydra composes, prints, runs nothing
         hydra_flags.check_package(args, OmegaConf.to_container(cfg, resolve=False), hydra)
         return
+    hydra_flags.check_logging(hydra)
     if not (args.multirun or str(hydra.get("mode")).endswith("MULTIRUN")):  # hydra.mode too
         cfg, hydra = compose(task)  # the user's own overrides: Hydra's error for a sweep
         if typed_keys:
@@ -109,6 +114,10 @@ def check_command_line(argv: Sequence[str], config_name: str = "config",
         raise ConfigError(key, value, "an interval is drawn by a sampling sweeper "
                           "(hydra/sweeper=optuna); the basic sweeper takes a,b,c or "
                           "range(start,stop,step)")
+    batch = hydra.get("sweeper", {}).get("max_batch_size")
+    if basic and batch is not None and not (isinstance(batch, int) and batch >= 1):
+        raise ConfigError("hydra.sweeper.max_batch_size", batch, "must be null or an integer "
+                                                                 ">= 1 (jobs checked at a time)")
     hydra_flags.check_launcher(hydra)
     jobs = sweep_check.jobs(swept) if basic else [[k.texts[0] for k in swept]]
     sweep_check.check(swept, typed_keys, compose_job, check_job)

@@ -200,6 +200,7 @@ def check_folders(hydra: dict, app: dict, multirun: bool,
         return
     subdir = str(_get(hydra, "hydra.sweep.subdir"))
     named = subdir in ("${hydra:job.override_dirname}", "${hydra.job.override_dirname}")
+    seen: dict[str, Sequence[str]] = {}
     for num, job in enumerate(jobs):
         dirname = override_dirname(job, hydra)
         if named:
@@ -209,6 +210,13 @@ def check_folders(hydra: dict, app: dict, multirun: bool,
             resolved = resolve_folder("hydra.sweep.subdir", subdir, {**hydra, "job": job_node},
                                       app)
         _check_inside("hydra.sweep.subdir", resolved, f" (the job {', '.join(job)})")
+        folder_of = os.path.normpath(resolved)
+        if folder_of in seen:  # the later job would overwrite the earlier one's results
+            raise ConfigError("hydra.sweep.subdir", resolved, "two jobs would write this "
+                              f"folder ({', '.join(seen[folder_of])}) and ({', '.join(job)}); "
+                              "a swept key must not be in hydra.job.config.override_dirname."
+                              "exclude_keys, nor a value given twice")
+        seen[folder_of] = job
 
 
 def _check_inside(key: str, text: str, where: str = "") -> None:
@@ -238,6 +246,23 @@ def _get(hydra: dict, key: str) -> Any:
     for part in key.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     return node
+
+
+_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG", "NOTSET")
+
+
+def check_logging(hydra: dict) -> None:
+    """Every ``level`` of Hydra's logging settings is a level Python's logging knows (it
+    refuses another only once the run has started, with a stack trace)."""
+    stack = [(name, hydra.get(name)) for name in ("job_logging", "hydra_logging")]
+    while stack:
+        key, node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "level" and not (isinstance(v, int) or str(v).upper() in _LEVELS):
+                    raise ConfigError(f"hydra.{key}.level", v,
+                                      f"must be one of {', '.join(_LEVELS)}")
+                stack.append((f"{key}.{k}", v))
 
 
 def check_launcher(hydra: dict) -> None:

@@ -37,7 +37,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, RangeSweep
 from hydra.errors import HydraException
 
-from sim import keys
+from sim import keys, policies
 from sim.config import GroupOptions
 from sim.params import CONFIG_DIR, Config
 from sim.validation import ConfigError
@@ -45,6 +45,7 @@ from sim.validation import ConfigError
 MAX_VALUES = 100_000  # values of one swept key (a range is counted before it is listed)
 MAX_JOBS = 10_000  # jobs of a basic sweep: Hydra composes each of them before the first starts
 MAX_COMBINATIONS = 1_000  # represented jobs checked one by one (step 3)
+MAX_CHECKS = 2_000  # jobs checked in all (step 3, each value alone): about 1.5 ms each
 MAX_COMPOSED = 16  # Hydra compositions for config groups, lists, mappings, added keys
 
 
@@ -134,6 +135,10 @@ def check(swept: list[Key], typed_keys: bool,
         reference = tuple(k.picks[0] for k in swept)
         chosen = [reference] + [reference[:i] + (pick,) + reference[i + 1:]
                                 for i, k in enumerate(swept) for pick in k.picks[1:]]
+        if len(chosen) > MAX_CHECKS:
+            raise ConfigError("the sweep", ConfigError.NO_VALUE, f"{len(chosen):,} distinct "
+                              f"values to check one by one; at most {MAX_CHECKS:,} can be "
+                              "checked before it starts: split it")
         composed = 1 + sum(len(k.picks) - 1 for k in by_compose)
         if composed > MAX_COMPOSED:
             raise ConfigError("the sweep", ConfigError.NO_VALUE, f"{composed} values of config "
@@ -151,12 +156,21 @@ def check(swept: list[Key], typed_keys: bool,
             cfg, params = bases[head]
             values = {k.name: _typed(k, i) for k, i in zip(swept, combo, strict=True)
                       if k.kind is not None}
-            check_job(cfg, keys.set_values(params, values) if values else params)
+            check_job(cfg, _with(params, values) if values else params)
         except ConfigError as err:
             if len(varied) < 2:  # the value itself is wrong: its key and value say it
                 raise
             job = ", ".join(t for k, t in zip(swept, texts, strict=True) if k in varied)
             raise ConfigError(err.key, err.value, f"{err.allowed} (sweep job: {job})") from None
+
+
+def _with(params: Config, values: dict[str, Any]) -> Config:
+    """``params`` with the values set: new objects along each key's path, the rest shared (a
+    deep copy of every job's parameters would cost more than its validation)."""
+    try:
+        return policies.apply_changes(params, values)
+    except KeyError:  # a list's item (officials.schedule.0.count): a copy of the whole
+        return keys.set_values(params, values)
 
 
 def _settable(key: Key) -> Any:

@@ -360,6 +360,8 @@ def _check_frame(p: Config) -> None:
             raise ConfigError("calibration.ensemble_file", p.calibration.ensemble_file, problem)
     for fmt in p.output.figure_formats:
         _one_of("output.figure_formats", fmt, FIGURE_FORMATS)
+    if len(set(p.output.figure_formats)) < len(p.output.figure_formats):  # each drawn again
+        raise ConfigError("output.figure_formats", p.output.figure_formats, "each format once")
     _within("initial_backlog.count", p.initial_backlog.count, 0, limits.MAX_APPLICATIONS)
     if not 0 <= p.initial_backlog.max_waited_days <= 3650:
         raise ConfigError("initial_backlog.max_waited_days", p.initial_backlog.max_waited_days,

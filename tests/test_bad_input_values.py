@@ -467,6 +467,14 @@ FOUND = [
     (["--cfg", "job", "-p", "nope"], "--package"),
     (["--config-dir", "/proc"], "--config-dir"),
     ([T % "officials:{count:3}"], "timeline.x.changes.officials"),
+    (["-m", "seed=1,2", "hydra.sweep.subdir=x"], "two jobs would write"),
+    (["-m", "seed=1,2", "hydra.job.config.override_dirname.exclude_keys=[seed]"],
+     "two jobs would write"),
+    (["-m", "seed=1,2", "hydra.sweeper.max_batch_size=0"], "hydra.sweeper.max_batch_size"),
+    (["hydra.job_logging.root.level=NOPE"], "hydra.job_logging.root.level"),
+    (["output.figure_formats=[png,png]"], "output.figure_formats"),
+    (["-m", "name=" + ",".join(f"n{i}" for i in range(3000))], "the sweep"),
+    (["-m", "name=" + ",".join(f"n{i}" for i in range(1999)) + ",zz/x"], "name='zz/x'"),
 ]
 
 
