@@ -162,11 +162,9 @@ class Results:
         """One summary figure (a dotted key such as ``by_group.trusted.True.mean_wait_days``)
         per replication, NaN where a replication does not define it: for intervals and
         differences paired by replication (``sim.stats.mean_ci``)."""
-        values, kinds, _ = self._figures
         if key not in self._columns:
             return np.full(self.n, np.nan)
-        j = self._columns[key]
-        return np.where(kinds[:, j] <= _BOOL, values[:, j], np.nan)
+        return self._figures[0][:, self._columns[key]].copy()  # booleans as 0/1
 
     def _series(self, column: str) -> np.ndarray:
         """A daily figure, replications x days (floats)."""
