@@ -59,6 +59,9 @@ def typed(cfg: DictConfig) -> Config:
     """Typed parameters from a composed Hydra config, not yet validated (a sweep's check sets
     each job's values on them first)."""
     params = OmegaConf.to_object(cfg)
+    if not isinstance(params, Config):  # a DictConfig made by hand, not composed on the schema
+        raise ConfigError("cfg", type(params).__name__, "must be composed on the schema: "
+                          "sim.load_config([...]) or a sim.params.Config")
     params.timeline = _events(params.timeline)
     return params
 

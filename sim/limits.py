@@ -10,6 +10,7 @@ bound, or a problem with a file, into the one-line :class:`~sim.validation.Confi
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
@@ -33,6 +34,7 @@ MAX_REVIEW_CV = 10.0  # review.cv, as interagency.cv: a lognormal's sigma**2 = l
 MAX_APPLICATIONS = 5_000_000
 MAX_TOTAL_APPLICATIONS = 500_000_000
 MAX_REPLICATION_DAYS = 10_000_000
+MAX_TEXT = 2_000  # output.question, a timeline event's label: shown in the report and figures
 # Executor settings (a cluster's job: a year of wall time, a node's cores and memory at most)
 MAX_TIMEOUT_MIN = 525_600
 MAX_CPUS_PER_TASK = 1_024
@@ -236,7 +238,14 @@ def _yaml_error(err: yaml.YAMLError) -> str:
 
 def ensemble_problem(path: Path) -> str | None:
     """What makes ``path`` not a calibrated ensemble of this project (a YAML mapping whose
-    ``members`` is a non-empty list of mappings of dotted settings to values), or None."""
+    ``members`` is a non-empty list of mappings of dotted settings to values), or None. Read
+    once per version of the file: every replication validates its member's parameters."""
+    stamp = Path(path).stat()
+    return _ensemble_problem(Path(path).resolve(), stamp.st_mtime_ns, stamp.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _ensemble_problem(path: Path, mtime_ns: int, size: int) -> str | None:
     content, problem = load_yaml(path, MAX_ENSEMBLE_BYTES, MAX_ENSEMBLE_NODES)
     if problem is not None and problem.startswith(":"):
         return f"is not valid YAML (at line:column {problem[1:]})"

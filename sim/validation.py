@@ -14,13 +14,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import functools
 import math
 import re
 import shutil
 import typing
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from sim import keys, limits, policies
@@ -162,6 +160,12 @@ def _within(key: str, value: Any, low: float, high: float, low_open: bool = Fals
                                       f"{high}]")
 
 
+def _text(key: str, value: str) -> None:
+    """A free text shown in the report and the figures: at most sim.limits.MAX_TEXT."""
+    if len(value) > limits.MAX_TEXT:
+        raise ConfigError(key, value, f"at most {limits.MAX_TEXT:,} characters")
+
+
 def _share(key: str, value: Any, top_open: bool = False) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or not (
             0.0 <= value < 1.0 if top_open else 0.0 <= value <= 1.0):
@@ -232,9 +236,10 @@ def validate(p: Config) -> None:
         raise ConfigError("config", type(p).__name__, "must be sim.params.Config")
     check_types(p)
     for name, event in p.timeline.items():
-        if not isinstance(event, EventConfig):
-            raise ConfigError(f"timeline.{name}", event, "must be {date, label, changes}")
+        if not isinstance(name, str) or not isinstance(event, EventConfig):
+            raise ConfigError(f"timeline.{name}", event, "must be a named {date, label, changes}")
         check_types(event, f"timeline.{name}")
+        _text(f"timeline.{name}.label", event.label)
     _check_frame(p)
     _check_levers(p)
     for name, event in p.timeline.items():
@@ -329,8 +334,13 @@ def _check_frame(p: Config) -> None:
     _date("green_channel.start_date", p.green_channel.start_date)
     _count("replications", p.replications, limits.MAX_REPLICATIONS)
     _count("jobs", p.jobs, limits.MAX_JOBS)
-    _check_executor(p)
-    _check_objective(p)
+    _count("executor.timeout_min", p.executor.timeout_min, limits.MAX_TIMEOUT_MIN)
+    _count("executor.cpus_per_task", p.executor.cpus_per_task, limits.MAX_CPUS_PER_TASK)
+    _within("executor.mem_gb", p.executor.mem_gb, 0, limits.MAX_MEM_GB, low_open=True)
+    for key in ("objective_at_least", "objective_at_most"):
+        if getattr(p, key) is not None and not math.isfinite(getattr(p, key)):
+            raise ConfigError(key, getattr(p, key), "must be a finite number or null")
+    _at_least("objective_penalty", p.objective_penalty, 0)
     c = p.clearance
     _one_of("clearance.backlog", c.backlog, CLEARANCE_BACKLOGS)
     if not 0 < c.fraction_of_peak <= 1:
@@ -354,10 +364,11 @@ def _check_frame(p: Config) -> None:
             raise ConfigError("calibration.ensemble_file", p.calibration.ensemble_file,
                               "is not a regular file" if path.exists()
                               else f"no such file under {CONFIG_DIR}")
-        stamp = path.stat()
-        problem = _ensemble_problem(path.resolve(), stamp.st_mtime_ns, stamp.st_size)
+        problem = limits.ensemble_problem(path)
         if problem is not None:
             raise ConfigError("calibration.ensemble_file", p.calibration.ensemble_file, problem)
+    if p.output.question is not None:
+        _text("output.question", p.output.question)
     for fmt in p.output.figure_formats:
         _one_of("output.figure_formats", fmt, FIGURE_FORMATS)
     if len(set(p.output.figure_formats)) < len(p.output.figure_formats):  # each drawn again
@@ -366,28 +377,6 @@ def _check_frame(p: Config) -> None:
     if not 0 <= p.initial_backlog.max_waited_days <= 3650:
         raise ConfigError("initial_backlog.max_waited_days", p.initial_backlog.max_waited_days,
                           "must be in [0, 3650] days")
-
-
-@functools.lru_cache(maxsize=8)
-def _ensemble_problem(path: Path, mtime_ns: int, size: int) -> str | None:
-    """sim.limits.ensemble_problem, once per version of the file (every replication validates
-    its member's parameters)."""
-    return limits.ensemble_problem(path)
-
-
-def _check_executor(p: Config) -> None:
-    ex = p.executor
-    _count("executor.timeout_min", ex.timeout_min, limits.MAX_TIMEOUT_MIN)
-    _count("executor.cpus_per_task", ex.cpus_per_task, limits.MAX_CPUS_PER_TASK)
-    _within("executor.mem_gb", ex.mem_gb, 0, limits.MAX_MEM_GB, low_open=True)
-
-
-def _check_objective(p: Config) -> None:
-    for key in ("objective_at_least", "objective_at_most"):
-        value = getattr(p, key)
-        if value is not None and not math.isfinite(value):
-            raise ConfigError(key, value, "must be a finite number or null")
-    _at_least("objective_penalty", p.objective_penalty, 0)
 
 
 def _check_dates_set(p: Config, first: dt.date, last: dt.date) -> None:

@@ -448,6 +448,21 @@ def test_a_file_error_names_the_file_or_the_setting(text, key, earlier, capsys, 
     assert not line.startswith("error: config")
 
 
+def test_api_refuses_what_the_schema_cannot_hold():
+    from omegaconf import OmegaConf
+
+    with pytest.raises(ConfigError, match="cfg"):
+        sim.run(OmegaConf.create({"name": "x"}))  # a DictConfig not composed on the schema
+    p = copy.deepcopy(_base())
+    p.timeline = {5: EventConfig(date="2025-03-01")}
+    with pytest.raises(ConfigError, match="timeline.5"):
+        sim.run(p)
+    p = copy.deepcopy(_base())
+    p.output.question = "q" * 10**6
+    with pytest.raises(ConfigError, match="output.question"):
+        sim.run(p)
+
+
 def test_api_names_the_fields_of_a_mapping():
     p = copy.deepcopy(_base())
     p.arrivals.surges = [5]
