@@ -102,6 +102,10 @@ def parallel_iter(fn: Callable[[Any], Any], tasks: Sequence, jobs: int = 1, desc
                         running.append(pool.submit(fn, task))
                     bar.update()
                     yield result
+            except KeyboardInterrupt:  # Ctrl-C: stop the workers now, not after their tasks
+                for process in list((pool._processes or {}).values()):
+                    process.kill()
+                raise
             finally:  # a task failed or the caller stopped: start none of those waiting
                 for future in running:
                     future.cancel()
@@ -137,7 +141,11 @@ def _end_with_parent(parent: int) -> None:
     On Linux the kernel sends the worker SIGKILL when its parent's thread that started it ends
     (``PR_SET_PDEATHSIG``; the pool starts its workers from the thread that runs it and that
     thread outlives them); if the parent ended before that was set, the worker was already
-    handed to another process, and it ends now. Elsewhere a thread watches the parent."""
+    handed to another process, and it ends now. Elsewhere a thread watches the parent.
+
+    Ctrl-C reaches the whole process group: a worker ignores it (the parent stops the pool and
+    prints one line), rather than print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform != "linux":
         watch_parent(parent)
         return
