@@ -106,8 +106,9 @@ def check_command_line(argv: Sequence[str], config_name: str = "config",
         if then is not None:
             then(cfg)
         return
-    params = hydra.get("sweeper", {}).get("params") or {}
-    swept, intervals = sweep_check.plan([*(f"{k}={v}" for k, v in params.items()), *task], dirs)
+    params = [f"{k}={v}" for k, v in (hydra.get("sweeper", {}).get("params") or {}).items()]
+    _check_grammar(params)  # a scenario file's hydra.sweeper.params
+    swept, intervals = sweep_check.plan([*params, *task], dirs)
     basic = "BasicSweeper" in str(hydra.get("sweeper", {}).get("_target_", ""))
     if intervals and basic:
         key, _, value = intervals[0].partition("=")

@@ -125,17 +125,19 @@ def in_system(text: str) -> bool:
     return any(x == s or x.startswith(s + "/") for x in inside for s in _SYSTEM)
 
 
-def folder_problem(text: str) -> str | None:
+def folder_problem(text: str, written: bool = True) -> str | None:
     """What stops a run from creating or writing the folder ``text``, or None: a shell
     substitution or a control character in it (a shell would read them when the user pastes
-    the path), a name over 255 bytes, a place under /proc, /sys or /dev, or no writable
-    folder to create it in."""
+    the path), a name over 255 bytes, a place under /proc, /sys or /dev, or (``written``: the
+    run writes it) no writable folder to create it in."""
     if not text or any(c in text for c in "$`") or not text.isprintable():
         return "must be a plain folder path (no $, backquote or control characters)"
     if any(len(part.encode()) > 255 for part in Path(text).parts) or len(text) > 4000:
         return "a folder name has at most 255 bytes, a path 4000"
     if in_system(text):
         return "must not be under /proc, /sys or /dev (except /dev/shm)"
+    if not written:
+        return None
     existing = Path(os.path.abspath(text)).resolve()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

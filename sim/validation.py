@@ -219,12 +219,13 @@ def check_here(p: Config) -> None:
     if ex.kind == ExecutorKind.slurm and shutil.which("sbatch") is None:
         raise ConfigError("executor", "slurm", "no Slurm cluster here (no sbatch on PATH); "
                                               "use executor=local or executor=submitit_local")
-    check_folder("executor.folder", ex.folder)
+    # local processes write no folder: one that cannot be written is refused only if used
+    check_folder("executor.folder", ex.folder, written=ex.kind != ExecutorKind.local)
 
 
-def check_folder(key: str, folder: Any) -> None:
+def check_folder(key: str, folder: Any, written: bool = True) -> None:
     """A folder a run will create or write (:func:`sim.limits.folder_problem`)."""
-    problem = limits.folder_problem(str(folder))
+    problem = limits.folder_problem(str(folder), written)
     if problem is not None:
         raise ConfigError(key, str(folder), problem)
 
