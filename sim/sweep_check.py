@@ -10,16 +10,19 @@ The rule, the same whatever the order of the values (a key's values are a set he
 3. When these make at most :data:`MAX_COMBINATIONS` jobs, every one of them is checked: a
    combination that is wrong (``horizon_days=100`` with ``warmup_days=150``) is refused
    whichever values come first. Otherwise the reference job (each key at its first value in
-   sorted order) is checked, then each value alone with the other keys at the reference.
+   sorted order) is checked, then each value alone with the other keys at the reference (at
+   most :data:`MAX_CHECKS` jobs: a sweep of more distinct texts is refused, to be split).
 4. A config group (``scenario=a,b``), a list or mapping value, an added or removed key is
    composed by Hydra for each of its values (at most :data:`MAX_COMPOSED` compositions, each
    a fraction of a second); a setting's value is set on the typed parameters of that
    composition and validated (:func:`sim.validation.validate`, a millisecond).
 
-Values in ``hydra.sweeper.params`` (a scenario file's sweep) are read as Hydra's basic sweeper
-reads them: before the command line's, a key given twice keeps its first place and its last
-values. A refused job is named by its swept values when several keys are swept: ``error:
-warmup_days=150: must be in [0, 100) days (sweep job: horizon_days=100, warmup_days=150)``.
+A basic sweep has at most :data:`MAX_JOBS` jobs and a key at most :data:`MAX_VALUES` values
+(counted before they are listed). Values in ``hydra.sweeper.params`` (a scenario file's
+sweep) are read as Hydra's basic sweeper reads them: before the command line's, a key given
+twice keeps its first place and its last values. A refused job is named by its swept values
+when several keys are swept: ``error: warmup_days=150: must be in [0, 100) days (sweep job:
+horizon_days=100, warmup_days=150)``.
 """
 
 from __future__ import annotations
