@@ -26,7 +26,8 @@ from sim.results import Results, flatten_figures
 # Working-calendar rows kept after the horizon so reviews running past it finish on real days.
 _CALENDAR_TAIL_DAYS = 90
 # Replications whose whole results replicate keeps by default (Results.runs): a hundred take
-# tens of megabytes; beyond, only what the tables need of each is kept.
+# 10 MB (mmc, 30 days) to 100 MB (the baseline over 2025); beyond, only what the tables need of
+# each is kept.
 KEEP_RUNS = 100
 
 
