@@ -425,7 +425,9 @@ def pin_output_folder(argv: Sequence[str], composed: Any = None, config_name: st
     args, _ = _parser().parse_known_args(argv)
     if any(a.split("=", 1)[0] in _MODES for a in argv):  # Hydra prints something, writes nothing
         return argv
-    key = "hydra.sweep.dir" if args.multirun else "hydra.run.dir"
+    multirun = args.multirun or any(a.lstrip("+").replace(" ", "") == "hydra.mode=MULTIRUN"
+                                    for a in argv)  # the guard reads both as a sweep
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = [i for i, a in enumerate(argv) if a.lstrip("+").startswith(key + "=")]
     if given:
         text = str(OverridesParser.create().parse_override(argv[given[-1]]).value())
@@ -444,7 +446,7 @@ def pin_output_folder(argv: Sequence[str], composed: Any = None, config_name: st
                 f"{key}={_quoted_value(folder)}"]
     else:
         folder = text
-    run_folder.claim(Path(folder), tool or ("sweep" if args.multirun else "run"), key)
+    run_folder.claim(Path(folder), tool or ("sweep" if multirun else "run"), key)
     return argv
 
 

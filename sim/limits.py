@@ -23,7 +23,7 @@ from sim.params import Config
 
 # -- settings that size a run ------------------------------------------------------------------
 MAX_OFFICIALS = 100_000  # officials.count (and x officials.scale), schedule, ramp, dedicated
-MAX_REPLICATIONS = 10_000  # replications: results of each are held until the run is written
+MAX_REPLICATIONS = 100_000  # replications: a row of figures and daily series kept of each
 MAX_JOBS = 1_024  # jobs: workers (local processes are capped at the cores by sim.executor)
 MAX_DAYS = 36_600  # horizon_days, end_date - start_date, every duration: a hundred years
 MAX_REVIEW_CV = 10.0  # review.cv, as interagency.cv: a lognormal's sigma**2 = ln(1 + cv**2)

@@ -26,7 +26,7 @@ from sim.clearance import clearance
 from sim.metrics import WAIT_PERCENTILES, RunResult, clearance_summary
 from sim.params import Config
 from sim.recorder import CLASS_DIMS, N_SEGMENTS, WaitHistogram, segment_labels, segment_name
-from sim.stats import band, mean_ci, percentile_band, predictive_interval
+from sim.stats import band, mean_ci, percentile_band, predictive_interval, within_range
 
 BAND_COLUMNS = ("pending", "approved", "denied", "withdrawn", "arrivals", "waiting",
                 "past_statutory_limit", "cohort_pending")
@@ -184,8 +184,8 @@ class Results:
             series = self._series(c)
             mean, low, high = band(series)
             out[c] = mean
-            if c in BAND_COLUMNS:
-                out[f"{c}_low"], out[f"{c}_high"] = low, high
+            if c in BAND_COLUMNS:  # cut to the figure's range, as every table is
+                out[f"{c}_low"], out[f"{c}_high"] = within_range(low, c), within_range(high, c)
                 out[f"{c}_pred_low"], out[f"{c}_pred_high"] = percentile_band(series)
         return out
 
@@ -220,8 +220,10 @@ class Results:
             for g in seen:
                 for f, figure in enumerate(GROUP_FIGURES):
                     m = np.stack([row[f, g] for row in self._group_rows])
+                    mean, low, high = band(m)
                     blocks.append(((dim, str(_GROUPS[g][1]), figure),
-                                   (*band(m), *percentile_band(m))))
+                                   (mean, within_range(low, figure), within_range(high, figure),
+                                    *percentile_band(m))))
         # One frame from one block of numbers (no copy) and categorical labels (a code per
         # row, each label once): a million-row run would otherwise copy its numbers again and a
         # million text references per label column; write_csv formats a category once.
@@ -323,7 +325,8 @@ class Results:
             mean, low, high = mean_ci(values)
             _set(out, key, None if np.isnan(mean) else mean)
             defined = int(number.sum())
-            ci[key] = [_none_if_nan(low), _none_if_nan(high), defined]
+            ci[key] = [_none_if_nan(within_range(low, key)), _none_if_nan(within_range(high, key)),
+                       defined]  # cut to the figure's range (sim.stats), as every table is
             pred_low, pred_high = predictive_interval(values)
             predictive[key] = [_none_if_nan(pred_low), _none_if_nan(pred_high), defined]
         daily = self.daily
