@@ -154,6 +154,9 @@ def executor_from(cfg: DictConfig) -> ExecutorConfig:
     return OmegaConf.to_object(node)
 
 
+_ABSENT = object()  # a key the composed config does not have
+
+
 def keep_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """Add the settings the overrides name to ``calibration.keep``: a value the user sets wins
     over the calibrated ensemble's member (see sim.ensemble.kept_out)."""
@@ -163,8 +166,12 @@ def keep_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
             continue
         key = text.split("=", 1)[0].lstrip("+")
         group = (CONFIG_DIR / key.split(".")[0]).is_dir()  # scenario=, executor=, executor.x=
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        # null is a value the user gives (officials.ramp.start_date=null: no ramp), and wins
+        # as any other; only a timeline event set to null is dropped, with nothing to keep
+        dropped = value is None and key.startswith("timeline.") and key.count(".") == 1
         if key and not key.startswith("hydra") and not group and "@" not in key \
-                and OmegaConf.select(cfg, key, default=None) is not None:  # not dropped
+                and value is not _ABSENT and not dropped:
             names.append(key)
     if names and "calibration" in cfg:
         cfg.calibration.keep = [*cfg.calibration.keep, *names]
