@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from sim import objective, run_folder
 from sim.command_line import guard, pin_output_folder
-from sim.config import ConfigError, keep_overrides, register, to_params
+from sim.config import CONFIG_DIR, ConfigError, keep_overrides, register, to_params
 
 register()
 
@@ -79,7 +79,7 @@ def _skip_resumed(out_dir: Path, params) -> dict | None:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """One run (or one job of a sweep); returns the objective when ``objective`` is set."""
     from sim.command_line import app_run

@@ -18,7 +18,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from sim.command_line import app_run, guard, log_line, pin_output_folder
-from sim.config import ConfigError, compose_scenario, executor_from, register
+from sim.config import CONFIG_DIR, ConfigError, compose_scenario, executor_from, register
 
 register()
 
@@ -47,7 +47,7 @@ def check(cfg: DictConfig) -> None:
     calibration.prepare(params, settings)
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="calibrate")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="calibrate")
 def main(cfg: DictConfig) -> None:
     from sim.studies import calibration
     from sim.studies.targets import TargetsError

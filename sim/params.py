@@ -12,8 +12,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-# The project's configs/ folder (scenarios, calibrated ensembles, study settings).
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# The project's configs/ (scenarios, calibrated ensembles, study settings) and seeds/ (facts,
+# calibration targets): the one place that finds them. In the source tree (an editable install,
+# or PYTHONPATH) they sit beside sim/; a wheel ships them inside the package as sim/configs and
+# sim/seeds (pyproject.toml's package-dir). A plain path, not importlib.resources: Hydra and
+# the studies read them as folders, and the source tree needs no install to find them.
+PACKAGE_DIR = Path(__file__).resolve().parent
+INSTALLED = (PACKAGE_DIR / "configs").is_dir()  # from a wheel: the configs are in site-packages
+DATA_DIR = PACKAGE_DIR if INSTALLED else PACKAGE_DIR.parent
+CONFIG_DIR = DATA_DIR / "configs"
+SEEDS_DIR = DATA_DIR / "seeds"
 
 DESTINATIONS = ("US", "EU", "JP", "KR", "IN", "other")
 ELEMENT_GROUPS = ("april7", "october5")

@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from sim.command_line import app_run, guard, log_line, pin_output_folder
-from sim.config import ConfigError, compose_scenario, executor_from, register
+from sim.config import CONFIG_DIR, ConfigError, compose_scenario, executor_from, register
 
 register()
 
@@ -29,7 +29,7 @@ def check(cfg: DictConfig) -> None:
                   s.factors)
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="sensitivity")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="sensitivity")
 def main(cfg: DictConfig) -> None:
     from sim.studies.sensitivity import run_study, settings_from, write_results
 

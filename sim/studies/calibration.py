@@ -26,7 +26,7 @@ import yaml
 from sim import keys
 from sim.files import read_yaml
 from sim.outputs import atomic_write
-from sim.params import CONFIG_DIR, Config
+from sim.params import CONFIG_DIR, INSTALLED, Config
 from sim.studies import history_matching as hm
 from sim.studies import space
 from sim.studies.install import install_files, install_point
@@ -112,6 +112,9 @@ def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def check_install(s: Settings) -> None:
     """With ``install``, a recipe other than the committed one replaces the committed
     calibration only with ``install_over_committed=true`` (ConfigError naming it)."""
+    if s.install is True and INSTALLED:  # from a wheel: configs/ is inside site-packages
+        raise ConfigError("calibrate.install", True, f"{CONFIG_DIR} is the installed package's; "
+                          "install from a clone of the repository (pip install -e .)")
     if s.install is not True or s.install_over_committed is True:
         return
     differs = recipe_differences(s)
