@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 
 from sim.config import load_config, to_params
+from sim.params import SEEDS_DIR
 from sim.queueing import mmc_wait
 from sim.runner import run_replications
 from sim.stats import mean_ci
@@ -50,7 +51,7 @@ def fit(replications: int, jobs: int) -> None:
     from sim.studies.targets import load_targets, select_targets
 
     params = to_params(load_config([f"end_date={CALIBRATION_END}"]))
-    targets = load_targets("seeds/targets.yaml", params.start_date, params.end_date)
+    targets = load_targets(SEEDS_DIR / "targets.yaml", params.start_date, params.end_date)
     chosen = [targets.index(t) for t in select_targets(targets)]
     check = check_readings(params, targets, chosen, replications, Settings(jobs=jobs))
     print(f"\nCalibrated baseline with its ensemble against every reading ({replications} "
