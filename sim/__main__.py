@@ -179,3 +179,11 @@ if __name__ == "__main__":
               f"{': ' + str(err.filename) if err.filename else ''}); an earlier result there "
               "stays as it was", file=sys.stderr)
         sys.exit(1)
+    except Exception as err:
+        if not any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+            raise  # a single run's unexpected failure: the whole traceback, to report it
+        # a sweep's failed job: its folder's error.txt and the sweep's report say why
+        print(f"error: the sweep finished with a failed job ({' '.join(str(err).split())}); "
+              "each job's folder has its error.txt, the sweep folder its report.html",
+              file=sys.stderr)
+        sys.exit(1)

@@ -151,9 +151,10 @@ def _check_grammar(overrides: list[str]) -> None:
             parser.parse_override(text)
         except (HydraException, ValueError) as err:  # ValueError: an int of 4,300+ digits
             key, _, value = text.partition("=")
+            hint = ("quote a value holding '=', e.g. '[\"officials.count=8\"]'" if "=" in value
+                    else "quote a text holding ( ) [ ] { } , ` $ or spaces, e.g. key='a b'")
             raise ConfigError(key.lstrip("+~"), value, "cannot be read ("
-                              f"{str(err).splitlines()[0]}); quote a value holding '=', "
-                              "e.g. '[\"officials.count=8\"]'") from None
+                              f"{str(err).splitlines()[0]}); {hint}") from None
 
 
 def _typed(cfg: Any, overrides: list[str]) -> Any:

@@ -211,6 +211,11 @@ def check_folders(hydra: dict, app: dict, multirun: bool,
                                       app)
         _check_inside("hydra.sweep.subdir", resolved, f" (the job {', '.join(job)})")
         folder_of = os.path.normpath(resolved)
+        if folder_of == ".":  # the job's results would land among the sweep's own files
+            raise ConfigError("hydra.sweep.subdir", resolved, "a job's folder must be a folder "
+                              "inside the sweep's, and this job sets no key to name it by "
+                              f"({', '.join(job) or 'no overrides'}); give a swept key, or run "
+                              "without -m")
         if folder_of in seen:  # the later job would overwrite the earlier one's results
             raise ConfigError("hydra.sweep.subdir", resolved, "two jobs would write this "
                               f"folder ({', '.join(seen[folder_of])}) and ({', '.join(job)}); "
