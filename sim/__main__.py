@@ -94,7 +94,8 @@ def main(cfg: DictConfig) -> float | None:
         resumed = _skip_resumed(out_dir, params)
     except ConfigError as err:
         if multirun:  # let Hydra mark the job failed and carry on with the sweep
-            _record_error(out_dir, f"error: {err}")
+            if run_folder.holds(out_dir):  # a folder not ours (held by another) gets nothing
+                _record_error(out_dir, f"error: {err}")
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -139,6 +139,11 @@ def claim(folder: Path, tool: str, setting: str) -> Path:
     return folder
 
 
+def holds(folder: Path) -> bool:
+    """Whether this process holds ``folder``'s lock (may write into it)."""
+    return Path(folder).absolute() in _held
+
+
 def release(folder: Path) -> None:
     """Give up the lock of a folder this process claimed (the process's end does it too)."""
     fd = _held.pop(Path(folder).absolute(), None)

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -167,44 +168,77 @@ def test_point_order_does_not_change_results(basic, tmp_path):
 
 
 # -- failed, missing and resumed jobs -------------------------------------------------------------
-# Every value is valid alone (the command line checks each swept value before any job starts);
-# one combination is not: a warm-up as long as the run fails in its own job.
-FAIL = ("scenario=mmc", "output.plots=false", "horizon_days=300,100", "warmup_days=0,150")
+# Every point is valid (the command line refuses a sweep with an invalid point before any job
+# starts, sim.sweep_check); a job fails at run time here because another process is writing its
+# folder (it holds the folder's lock) when the sweep is run again into the same folder.
+FAIL = ("scenario=mmc", "output.plots=false", "horizon_days=300,100", "warmup_days=0,50")
+BUSY = (100, 50)  # the point whose folder another process holds
 
 
-def _check_failed_sweep(folder: Path) -> None:
+def _busy_folder(folder: Path) -> Path:
+    t = table(folder).set_index(["horizon_days", "warmup_days"])
+    return folder / t.loc[BUSY, "folder"]
+
+
+def _hold(folder: Path) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from sim import "
+                               "run_folder; run_folder.claim(sys.argv[1], 'run', 'x'); "
+                               "print('held', flush=True); time.sleep(120)", str(folder)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def _rerun_with_a_busy_job(folder: Path, *launcher: str) -> subprocess.CompletedProcess[str]:
+    _ok(run_sweep(folder, *launcher, *FAIL))
+    busy = _busy_folder(folder)
+    before = {p: p.read_bytes() for p in busy.rglob("*") if p.is_file()}
+    holder = _hold(busy)
+    started = time.time()
+    try:
+        proc = run_sweep(folder, *launcher, *FAIL)
+        # the busy job's folder was not touched: its earlier result stays, no error.txt in it
+        assert {p: p.read_bytes() for p in busy.rglob("*") if p.is_file()
+                if p.name != ".sim-folder.lock" and ".staging" not in p.parts} == {
+            p: b for p, b in before.items() if p.name != ".sim-folder.lock"}
+        proc.started = started
+        return proc
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _check_failed_sweep(folder: Path, proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert [line for line in lines
+            if line.startswith("error: the sweep finished with a failed job")], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "another process" in proc.stderr
     t = table(folder).set_index(["horizon_days", "warmup_days"])
     assert len(t) == 4
-    bad = (100, 150)
-    assert t.loc[bad, "status"] == "failed"
-    assert "warmup_days=150" in t.loc[bad, "message"]
-    assert "warmup_days=150" in (folder / t.loc[bad, "folder"] / "error.txt").read_text()
-    for point in [(300, 0), (300, 150), (100, 0)]:
+    for point in [(300, 0), (300, 50), (100, 0)]:
         assert t.loc[point, "status"] == "ok"
         assert t.loc[point, "peak_pending"] > 0
-        assert (folder / t.loc[point, "folder"] / "summary.json").is_file()
+        summary = folder / t.loc[point, "folder"] / "summary.json"
+        assert summary.stat().st_mtime >= proc.started  # rerun
+    assert not (_busy_folder(folder) / "error.txt").exists()
 
 
 @pytest.mark.slow
 def test_failed_job_reported_others_kept(tmp_path):
     folder = tmp_path / "sweep"
-    proc = run_sweep(folder, *FAIL)
-    assert proc.returncode != 0  # Hydra reports the failed job at the end
-    assert "3 ok, 1 failed, 0 missing" in proc.stdout
-    _check_failed_sweep(folder)
-    collected = run_collect(folder)
-    assert collected.returncode == 1, collected.stdout + collected.stderr
-    assert "failed" in collected.stdout and "warmup_days=150" in collected.stdout
-    assert "resume=true" in collected.stdout  # tells how to re-run the unfinished jobs
+    proc = _rerun_with_a_busy_job(folder)
+    _check_failed_sweep(folder, proc)
+    assert "sweep: 4 of 4 jobs done" in proc.stderr
 
 
 @pytest.mark.slow
 def test_failed_job_under_joblib_keeps_the_others(tmp_path):
     folder = tmp_path / "sweep"
-    proc = run_sweep(folder, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *FAIL)
-    assert proc.returncode != 0
+    proc = _rerun_with_a_busy_job(folder, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     assert "BrokenProcessPool" not in proc.stderr
-    _check_failed_sweep(folder)
+    _check_failed_sweep(folder, proc)
 
 
 def test_sweep_with_a_bad_value_starts_no_job(tmp_path):
