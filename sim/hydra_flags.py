@@ -188,7 +188,10 @@ def check_folders(hydra: dict, app: dict, multirun: bool,
     ``hydra.sweep.subdir``) writes, resolved: creatable (:func:`sim.validation.check_folder`);
     Hydra's record (``hydra.output_subdir``) and each job's folder inside it, not escaping by
     an absolute path or ``..`` (a job's folder is named by its overrides: a value holding
-    ``../`` would climb out of the sweep folder)."""
+    ``../`` would climb out of the sweep folder), and not a folder of someone else's files
+    (:func:`sim.run_folder.check_target`)."""
+    from sim import run_folder
+
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     folder = resolve_folder(key, str(_get(hydra, key)), hydra, app)
     check_folder(key, folder)
@@ -216,6 +219,9 @@ def check_folders(hydra: dict, app: dict, multirun: bool,
                               "inside the sweep's, and this job sets no key to name it by "
                               f"({', '.join(job) or 'no overrides'}); give a swept key, or run "
                               "without -m")
+        # a job's folder that already holds a user's files is refused before Hydra writes its
+        # record into it (the job itself could tell only after)
+        run_folder.check_target(Path(folder) / folder_of, "run", "hydra.sweep.subdir")
         if folder_of in seen:  # the later job would overwrite the earlier one's results
             raise ConfigError("hydra.sweep.subdir", resolved, "two jobs would write this "
                               f"folder ({', '.join(seen[folder_of])}) and ({', '.join(job)}); "

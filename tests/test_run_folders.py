@@ -274,3 +274,16 @@ def test_folders_that_cannot_be_written_are_refused_in_one_line(target, tmp_path
     for proc in (run, compare):
         assert proc.returncode == 2
         assert target in one_error_line(proc)
+
+
+def test_a_sweep_refuses_a_job_folder_of_user_files(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")  # a sweep folder of this project
+    job = sweep / "horizon_days=60,officials.count=5,output.plots=False,scenario=mmc,warmup_days=0"
+    put_user_files(job)
+    before = snapshot(sweep)
+    proc = sim("-m", *MMC, "officials.count=3,5", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "did not write" in one_error_line(proc)
+    assert snapshot(sweep) == before
