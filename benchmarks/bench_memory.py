@@ -5,13 +5,14 @@
 
 Runs ``python -m sim scenario=mmc horizon_days=30 warmup_days=0 replications=N
 output.plots=false`` (run folder in a temporary folder) as a child process for each N and
-prints its peak RSS (``os.wait4``: the process's own ``ru_maxrss``, so with ``--jobs`` above 1
-the workers are not counted: they hold one replication at a time) and its wall and CPU times,
-then the slope: MiB per 1,000 replications, a least-squares line through the points. A run
-whose memory does not grow with its replications has a slope near 0; what is left is the
-per-replication rows that replications.csv, pending_by_replication.csv and the predictive
-intervals need. ``--large`` adds N = 10,000 and 20,000 (a run the input checks refuse is
-shown as refused, with their reason). Figures only, no assertions.
+prints its peak RSS (``os.wait4``'s ``ru_maxrss``: with ``--jobs`` above 1, the largest of the
+run's and its workers', which hold one replication at a time) and its wall and CPU times (the
+workers' included), then the slope: MiB per 1,000 replications, a least-squares line through
+the points. A run whose memory did not grow with its replications would have a slope near 0;
+what is left is what replications.csv, pending_by_replication.csv and the predictive intervals
+need of each replication (and what writing them costs). ``--large`` adds N = 10,000 and 20,000
+(a run the input checks refuse is shown as refused, with their reason). Figures only, no
+assertions.
 """
 
 from __future__ import annotations
