@@ -12,16 +12,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sim.studies.sweep_collect import collect
-from sim.studies.sweeps import DEFAULT_FIGURE, FIGURES
+from sim.studies.sweep_collect import collect, heatmap_keys
+from sim.studies.sweeps import DEFAULT_FIGURE, FIGURES, load_sweep
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, as every tool refuses bad input
+        print(f"error: {message} (python -m sim.collect DIR [--figure F] [--keys K1 K2] "
+              "[--no-plots])", file=sys.stderr)
+        sys.exit(2)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m sim.collect",
         description="Collect a sweep folder into sweep_summary.csv and comparison plots.")
     p.add_argument("folder", help="the sweep folder (hydra.sweep.dir), holding multirun.yaml")
-    p.add_argument("--figure", default=DEFAULT_FIGURE,
+    p.add_argument("--figure", default=DEFAULT_FIGURE, choices=FIGURES, metavar="F",
                    help=f"figure of the heat map (default {DEFAULT_FIGURE}; one of the table's "
                         f"figures: {', '.join(FIGURES)})")
     p.add_argument("--keys", nargs=2, metavar=("Y_KEY", "X_KEY"), default=None,
@@ -35,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     from sim.reports import sweep_report
 
     try:
+        if args.keys:  # the heat map's keys must be swept keys: refused before anything is written
+            heatmap_keys(load_sweep(args.folder), args.keys)
         sweep = collect(args.folder, figure=args.figure, keys=args.keys,
                         plots=not args.no_plots)
         report = sweep_report(sweep, sweep.table())

@@ -127,8 +127,10 @@ def lever_kind(params: Config, lever: str) -> type:
     if type(None) in typing.get_args(kind):
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
     if kind not in (int, float):
-        raise ConfigError("solve.lever", lever, f"must be a numeric setting (it is "
-                                                f"{getattr(kind, '__name__', kind)})")
+        choices = ", ".join(m.value for m in kind) if isinstance(kind, type) and \
+            issubclass(kind, enum.Enum) else getattr(kind, "__name__", str(kind))
+        raise ConfigError("solve.lever", lever, "must be a numeric setting (this one takes "
+                          f"{choices}: compare its values with python -m sim -m {lever}=...)")
     return kind
 
 
