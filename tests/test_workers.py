@@ -22,7 +22,7 @@ from sim.params import ExecutorConfig, ExecutorKind
 from sim.recorder import CLASS_DIMS
 from sim.results import GROUP_DIMS, Results, flatten_figures
 from sim.runner import KEEP_RUNS, replicate, run_replications
-from sim.stats import band, mean_ci, percentile_band
+from sim.stats import band, mean_ci, percentile_band, within_range
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ("scenario=mmc", "horizon_days=30", "warmup_days=0")
@@ -166,7 +166,8 @@ def test_capped_pool_gives_the_same_results(monkeypatch):
 # -- replications aggregated as they arrive ---------------------------------------------------
 def _at_the_end(runs) -> dict[str, pd.DataFrame]:
     """The tables as aggregated from every replication at once (the formulas Results used
-    before aggregating as replications arrive): what streaming must give, to the bit."""
+    before aggregating as replications arrive, bands cut to their figure's range as
+    sim.stats.within_range cuts them): what streaming must give, to the bit."""
     n, keys = len(runs), ["date", *[d for d, _ in CLASS_DIMS]]
     first = runs[0].daily
     daily = first[["date", "day", "working_day"]].copy()
@@ -174,7 +175,8 @@ def _at_the_end(runs) -> dict[str, pd.DataFrame]:
         stack = np.vstack([r.daily[c].to_numpy(dtype=float) for r in runs])
         daily[c] = band(stack)[0]
         if c == "pending":
-            daily["pending_low"], daily["pending_high"] = band(stack)[1:]
+            daily["pending_low"], daily["pending_high"] = (within_range(x, c)
+                                                           for x in band(stack)[1:])
             daily["pending_pred_low"], daily["pending_pred_high"] = percentile_band(stack)
     by_class = (pd.concat([r.by_class for r in runs], ignore_index=True)
                 .groupby(keys, sort=True).sum(numeric_only=True) / n).reset_index()
@@ -190,8 +192,10 @@ def _at_the_end(runs) -> dict[str, pd.DataFrame]:
             sums = (table[table[dim] == value].groupby(["k", "date"])["pending"].sum()
                     .unstack(fill_value=0).reindex(index=range(n), columns=first["date"],
                                                    fill_value=0))
-            m = sums.to_numpy(dtype=float)
-            groups[(dim, str(value))] = (*band(m), *percentile_band(m))
+            mean, low, high = band(sums.to_numpy(dtype=float))
+            groups[(dim, str(value))] = (mean, within_range(low, "pending"),
+                                         within_range(high, "pending"),
+                                         *percentile_band(sums.to_numpy(dtype=float)))
     return {"daily": daily, "by_class": by_class, "replications": replications,
             "pending": pending, "groups": groups}
 
