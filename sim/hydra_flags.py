@@ -214,7 +214,7 @@ def check_folders(hydra: dict, app: dict, multirun: bool,
                                       app)
         _check_inside("hydra.sweep.subdir", resolved, f" (the job {', '.join(job)})")
         folder_of = os.path.normpath(resolved)
-        if folder_of == ".":  # the job's results would land among the sweep's own files
+        if folder_of == "." and len(jobs) == 1:  # its results would land among the sweep's
             raise ConfigError("hydra.sweep.subdir", resolved, "a job's folder must be a folder "
                               "inside the sweep's, and this job sets no key to name it by "
                               f"({', '.join(job) or 'no overrides'}); give a swept key, or run "

@@ -86,7 +86,7 @@ def test_cli_replications_identical_on_submitit_local(tmp_path):
 def test_calibration_identical_on_submitit_local(tmp_path):
     common = ["sim.calibrate", "calibrate=smoke", "calibrate.match.waves=1",
               "calibrate.match.points=6", "calibrate.match.replications=1",
-              "calibrate.check_replications=1"]
+              "calibrate.check_replications=2"]
     _run([*common, f"hydra.run.dir={tmp_path / 'local'}"], tmp_path)
     _run([*common, "executor=submitit_local", f"executor.folder={tmp_path / 'ex'}",
           f"hydra.run.dir={tmp_path / 'sub'}"], tmp_path)

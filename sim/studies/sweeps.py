@@ -181,7 +181,8 @@ def planned_points(folder: Path) -> tuple[list[list[str]] | None, list[str], dic
     task = [str(o) for o in lookup(hydra, "overrides.task") or []]
     hydra_overrides = [str(o) for o in lookup(hydra, "overrides.hydra") or []]
     info["command"] = task + [o for o in hydra_overrides
-                              if not o.startswith(("hydra.mode=", "hydra.sweep.dir="))]
+                              if not o.startswith(("hydra.mode=", "hydra.sweep.dir=",
+                                                   "hydra.sweeper.max_batch_size="))]
     sweeper = hydra.get("sweeper", {}) or {}
     if "BasicSweeper" not in str(sweeper.get("_target_", "BasicSweeper")):
         return None, [], info
