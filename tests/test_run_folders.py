@@ -287,3 +287,24 @@ def test_a_sweep_refuses_a_job_folder_of_user_files(tmp_path):
     assert proc.returncode == 2
     assert "did not write" in one_error_line(proc)
     assert snapshot(sweep) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("module", "args"), [
+    ("sim.calibrate", ["calibrate=smoke"]),
+    ("sim.sensitivity", ["sensitivity=smoke"]),
+    ("sim.solve", ["solve.lever=officials.count", "solve.target=waiting_end", "solve.at_most=500",
+                   "solve.low=2", "solve.high=12", "scenario=mmc", "horizon_days=60",
+                   "warmup_days=0"]),
+])
+def test_every_study_refuses_a_folder_of_user_files_or_of_another_tool(module, args, tmp_path,
+                                                                        earlier):
+    mine = tmp_path / "mine"
+    put_user_files(mine)
+    run = _copy(earlier, tmp_path / "run")
+    before = snapshot(tmp_path)
+    for target, words in ((mine, "did not write"), (run, "another tool's folder")):
+        proc = sim(*args, f"hydra.run.dir={target}", cwd=tmp_path, module=module)
+        assert proc.returncode == 2
+        assert words in one_error_line(proc)
+    assert snapshot(tmp_path) == before
