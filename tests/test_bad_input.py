@@ -313,6 +313,7 @@ def test_collect_refuses_what_is_not_a_sweep_folder(folder, earlier):
     assert _snapshot(earlier.parent) == before
 
 
+@pytest.mark.slow
 def test_figures_are_png_unless_other_formats_are_asked_for(tmp_path):
     from sim.outputs import write_run
 

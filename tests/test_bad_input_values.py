@@ -529,6 +529,7 @@ def _run(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
     return proc, time.monotonic() - start
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [
     ("officials.count=1000000000000",),
     ("arrivals.rate_per_day=1e7",),
@@ -551,6 +552,7 @@ def test_entry_point_refuses_in_one_line(args, earlier):
     assert seconds < 30  # Python and Hydra start in a few seconds; the check in fewer
 
 
+@pytest.mark.slow
 def test_entry_point_runs_valid_input(tmp_path):
     proc, _ = _run(tmp_path, "scenario=mmc", "horizon_days=30", "warmup_days=0",
                    "output.plots=false", f"hydra.run.dir={tmp_path / 'run'}")

@@ -271,6 +271,7 @@ def test_smoke_calibration_writes_everything(tmp_path):
         assert section in report, section
 
 
+@pytest.mark.slow
 def test_bad_calibration_setting_is_refused_with_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sim.calibrate", "calibrate=smoke",
                            "calibrate.readings=[nope]", f"hydra.run.dir={tmp_path / 'r'}"],

@@ -91,6 +91,7 @@ def test_a_folder_of_user_files_is_refused_by_every_entry_point(entry, tmp_path,
     assert not (target / run_folder.LOCK).exists() and not (target / ".hydra").exists()
 
 
+@pytest.mark.slow
 def test_no_tool_writes_into_another_tools_folder(tmp_path, earlier):
     run = _copy(earlier, tmp_path / "run")
     other = _copy(earlier, tmp_path / "other")
@@ -124,6 +125,7 @@ def test_a_rerun_replaces_only_what_a_run_wrote(tmp_path, earlier):
     assert all((run / name).read_bytes() == data for name, data in USER_FILES.items())
 
 
+@pytest.mark.slow
 def test_a_run_folder_made_before_manifests_is_still_a_run_folder(tmp_path, earlier):
     run = _copy(earlier, tmp_path / "run")
     (run / run_folder.MANIFEST).unlink()
@@ -142,6 +144,7 @@ def _limit_file_size(limit: int):
     return limit_it
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("limit", [3_000, 40_000])  # while Hydra writes; while the run writes
 def test_a_rerun_that_cannot_write_leaves_the_earlier_result(limit, tmp_path, earlier):
     """A disk that fills up (a file-size limit: writes fail as on a full disk)."""
@@ -181,6 +184,7 @@ def test_a_rerun_killed_or_interrupted_leaves_the_earlier_result(how, tmp_path, 
     assert {k: v for k, v in kept.items() if not k.startswith(run_folder.STAGING)} == before
 
 
+@pytest.mark.slow
 def test_two_runs_into_one_folder_the_second_is_refused(tmp_path, earlier):
     run = _copy(earlier, tmp_path / "run")
     before = snapshot(run)
@@ -240,6 +244,7 @@ def _damage(folder: Path, how: str) -> None:
         (folder / "replications.csv").write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["truncated summary", "summary a list", "edited config",
                                  "short pending", "text in pending", "text in replications"])
 def test_compare_refuses_a_damaged_run_in_one_line(how, tmp_path, earlier):
@@ -253,6 +258,7 @@ def test_compare_refuses_a_damaged_run_in_one_line(how, tmp_path, earlier):
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("multirun", ["{{{\n", "- a list\n", "hydra: 5\n",
                                       "hydra:\n  overrides:\n    task: ['a=(']\n"])
 def test_collect_refuses_a_damaged_multirun_record_in_one_line(multirun, tmp_path):
@@ -266,6 +272,7 @@ def test_collect_refuses_a_damaged_multirun_record_in_one_line(multirun, tmp_pat
     assert snapshot(folder) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["/proc/x", "/sys/kernel/x"])
 def test_folders_that_cannot_be_written_are_refused_in_one_line(target, tmp_path, earlier):
     run = sim(*MMC, f"hydra.run.dir={target}", cwd=tmp_path)

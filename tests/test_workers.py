@@ -249,6 +249,7 @@ def test_replicate_keeps_whole_runs_only_when_few(compose):
     assert KEEP_RUNS >= 20  # the notebooks look at their replications one by one
 
 
+@pytest.mark.slow
 def test_memory_per_replication_is_small(compose):
     # A RunResult of this run takes about 100 kB (tracemalloc); what Results keeps of it, a few.
     params = compose(*TINY)
