@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from sim import objective, run_folder
-from sim.command_line import guard, pin_output_folder
+from sim.command_line import start_app
 from sim.config import CONFIG_DIR, ConfigError, keep_overrides, register, to_params
 
 register()
@@ -145,10 +145,13 @@ def _record_error(out_dir: Path, line: str) -> None:
         pass
 
 
+def _is_sweep(argv: list[str]) -> bool:
+    return any(a in ("-m", "--multirun") for a in argv)
+
+
 def _interrupted(argv: list[str]) -> str:
     """The one line for Ctrl-C: what stopped, and how to go on."""
-    sweep = any(a in ("-m", "--multirun") for a in argv)
-    if sweep:
+    if _is_sweep(argv):
         return ("interrupted: the sweep stopped; finished jobs are kept; to finish it, rerun "
                 "the same command with resume=true")
     return ("interrupted: the run stopped before its results were complete; the output "
@@ -158,14 +161,8 @@ def _interrupted(argv: list[str]) -> str:
 if __name__ == "__main__":
     # one line and exit 2 for bad input, before Hydra writes anything; then the output folder
     # is checked, fixed (its ${now:...} resolved once) and held by this process
-    composed = []
-    guard(sys.argv[1:], then=lambda cfg: (objective.check(to_params(cfg)), composed.append(cfg)))
-    try:
-        sys.argv[1:] = pin_output_folder(sys.argv[1:], composed[0] if composed else None)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    if any(a in ("-m", "--multirun") for a in sys.argv[1:]) and not any(
+    start_app("config", None, then=lambda cfg: objective.check(to_params(cfg)))
+    if _is_sweep(sys.argv[1:]) and not any(
             a.startswith(("hydra/sweeper=", "hydra.sweeper.")) for a in sys.argv[1:]):
         # Hydra's basic sweeper composes every job before the first starts: in batches of 20
         # a 5,000-point sweep starts its first job in seconds, not after minutes of silence
@@ -174,11 +171,7 @@ if __name__ == "__main__":
     # that a full disk or Ctrl-C while Hydra writes its record is one line too
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        main()
-    except KeyboardInterrupt:
-        run_folder.discard_all()
-        print(_interrupted(sys.argv[1:]), file=sys.stderr)
-        sys.exit(130)
+        run_folder.run_interruptible(main, _interrupted(sys.argv[1:]))
     except OSError as err:
         run_folder.discard_all()
         print(f"error: could not write the output folder ({err.strerror or err}"
@@ -186,7 +179,7 @@ if __name__ == "__main__":
               "stays as it was", file=sys.stderr)
         sys.exit(1)
     except Exception as err:
-        if not any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+        if not _is_sweep(sys.argv[1:]):
             raise  # a single run's unexpected failure: the whole traceback, to report it
         # a sweep's failed job: its folder's error.txt and the sweep's report say why
         print(f"error: the sweep finished with a failed job ({' '.join(str(err).split())}); "

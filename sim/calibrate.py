@@ -17,7 +17,8 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sim.command_line import app_run, guard, log_line, pin_output_folder
+from sim import run_folder
+from sim.command_line import app_run, log_line, start_app
 from sim.config import CONFIG_DIR, ConfigError, compose_scenario, executor_from, register
 
 register()
@@ -80,19 +81,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    # before Hydra writes anything: the settings, then the output folder (checked, held)
-    composed = []
-    guard(sys.argv[1:], config_name="calibrate",
-          then=lambda cfg: (check(cfg), composed.append(cfg)))
-    try:
-        sys.argv[1:] = pin_output_folder(sys.argv[1:], composed[0] if composed else None,
-                                         config_name="calibrate", tool="calibration")
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("interrupted: the study stopped; its folder keeps any earlier result as it "
-              "was; rerun the same command", file=sys.stderr)
-        sys.exit(130)
+    start_app("calibrate", "calibration", then=check)  # before Hydra writes anything
+    run_folder.run_interruptible(main, "interrupted: the study stopped; its folder keeps any "
+                                       "earlier result as it was; rerun the same command")

@@ -59,8 +59,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted: the collection stopped; rerun the same command", file=sys.stderr)
-        sys.exit(130)
+    from sim.run_folder import run_interruptible
+
+    sys.exit(run_interruptible(main, "interrupted: the collection stopped; rerun the same command"))

@@ -451,6 +451,21 @@ def pin_output_folder(argv: Sequence[str], composed: Any = None, config_name: st
     return argv
 
 
+def start_app(config_name: str, tool: str | None, then: Callable[[Any], None]) -> None:
+    """Before a Hydra application starts: its command line (``sys.argv``) checked
+    (:func:`guard`, ``then`` on the composed configuration), then its output folder checked,
+    pinned and held (:func:`pin_output_folder`; ``tool`` None: a run or a sweep, by the command
+    line); a refusal is one line and exit code 2."""
+    composed: list[Any] = []
+    guard(sys.argv[1:], config_name, then=lambda cfg: (then(cfg), composed.append(cfg)))
+    try:
+        sys.argv[1:] = pin_output_folder(sys.argv[1:], composed[0] if composed else None,
+                                         config_name, tool)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
 def _quoted_value(text: str) -> str:
     """``text`` as a value of Hydra's override grammar."""
     if re.fullmatch(r"[\w./:@%+-]+", text):

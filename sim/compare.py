@@ -225,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted: the comparison stopped; an earlier one in its folder stays as it "
-              "was; rerun the same command", file=sys.stderr)
-        sys.exit(130)
+    from sim.run_folder import run_interruptible
+
+    sys.exit(run_interruptible(main, "interrupted: the comparison stopped; an earlier one "
+                                     "in its folder stays as it was; rerun the same command"))

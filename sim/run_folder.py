@@ -23,7 +23,10 @@ import fcntl
 import json
 import os
 import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sim.validation import ConfigError
 
@@ -211,6 +214,17 @@ def discard_all() -> None:
     the folders as they were."""
     for folder in list(_held):
         discard(folder)
+
+
+def run_interruptible(main: Callable[[], Any], line: str) -> Any:
+    """``main()``; on Ctrl-C, this process's unfinished staging removed, ``line`` printed (what
+    stopped, how to go on) and exit code 130, not a traceback. Every entry point ends here."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        discard_all()
+        print(line, file=sys.stderr)
+        sys.exit(130)
 
 
 def _manifest(folder: Path) -> dict | None:

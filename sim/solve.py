@@ -184,9 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted: the search stopped; its folder keeps any earlier answer as it was; "
-              "rerun the same command", file=sys.stderr)
-        sys.exit(130)
+    from sim.run_folder import run_interruptible
+
+    sys.exit(run_interruptible(main, "interrupted: the search stopped; its folder keeps any "
+                                     "earlier answer as it was; rerun the same command"))
