@@ -34,6 +34,9 @@ def settings_from(cfg: DictConfig):
     raw = dict(OmegaConf.to_container(cfg.calibrate, resolve=True))
     if "match" in raw:
         raw["match"] = hm.settings_of(hm.Settings, raw["match"], "calibrate.match")
+    if "observations" in raw:
+        raw["observations"] = hm.settings_of(calibration.obs.ObservationSettings,
+                                             raw["observations"], "calibrate.observations")
     settings = hm.settings_of(calibration.Settings, raw, "calibrate")
     calibration.check(settings)
     return settings

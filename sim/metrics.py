@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim import policies
+from sim import exports, policies
 from sim.calendar import WorkingClock, calendar_note
 from sim.clearance import clearance, cohort_days_to_clear
-from sim.params import CalendarKind, ClearanceBacklog, Config
+from sim.params import DESTINATIONS, CalendarKind, ClearanceBacklog, Config
 from sim.policies import Regime, parse_date
 from sim.recorder import (
     CLASS_DIMS,
@@ -63,6 +63,10 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
     arrivals = rec.per_class(rec.arrivals, classes)
     outcomes = {name: rec.per_class(rec.outcomes[k], classes) for k, name in enumerate(OUTCOMES)}
     pending = np.cumsum(arrivals - sum(outcomes.values()), axis=1)
+    # What customs would count: approvals leaving China after the shipping lag (sim/exports.py)
+    renewal = np.array([class_labels(c)["renewal"] for c in classes], dtype=bool)
+    shipped = exports.shipments(outcomes["approved"], renewal, params.exports).reshape(
+        len(classes), n_days)
     late = np.cumsum(rec.per_class(rec.late_add, classes), axis=1) - np.cumsum(
         rec.per_class(rec.late_sub, classes), axis=1)
 
@@ -98,13 +102,14 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "utilisation": utilisation,
         "past_statutory_limit": late.sum(0),
         "held": np.cumsum(rec.held),  # pending for ever (military.policy=hold)
+        "shipments": shipped.sum(0),  # licensed shipments leaving China (sim/exports.py)
     })
     cohort = _cohort_remaining(rec, daily["pending"].to_numpy())
     if cohort is not None:
         daily["cohort_pending"] = cohort
         daily["cohort_held"] = np.cumsum(rec.cohort_held)
 
-    by_class = _by_class_table(dates, classes, arrivals, outcomes, pending, late)
+    by_class = _by_class_table(dates, classes, arrivals, outcomes, pending, late, shipped)
     apps = _applications_table(rec, clock, start) if rec.applications is not None else None
 
     w = params.warmup_days
@@ -146,9 +151,21 @@ def tabulate(params: Config, rec: Recorder, clock: WorkingClock, regimes: list[R
         "by_group": _group_summaries(rec, classes, arrivals, outcomes, pending, late),
         "by_segment": _segment_summaries(params, rec, classes, arrivals, outcomes, pending,
                                          late),
+        "export_index": _export_index(params, classes, shipped, n_days),
     }
     segment_waits = {segment_name(s): rec.segment_waits[s] for s in range(N_SEGMENTS)}
     return RunResult(daily, by_class, apps, summary, waits, segment_waits)
+
+
+def _export_index(params: Config, classes, shipped: np.ndarray, n_days: int
+                  ) -> dict[str, dict[str, float]]:
+    """The monthly export index customs would show (sim/exports.py), in all and by
+    destination."""
+    dest = np.array([class_labels(c)["destination"] for c in classes])
+    by_dest = {d: shipped[dest == d].sum(0) if len(classes) else np.zeros(n_days)
+               for d in DESTINATIONS}
+    total = shipped.sum(0) if len(classes) else np.zeros(n_days)
+    return exports.index_table(params, n_days, total, by_dest)
 
 
 def _calendar_note(params: Config, start: dt.date, n_days: int) -> str | None:
@@ -254,7 +271,8 @@ def _after_clearance(backlog: np.ndarray, threshold: float, cleared_day: int | N
             "backlog_end": float(backlog[-1]) if len(backlog) else 0.0}
 
 
-def _by_class_table(dates, classes, arrivals, outcomes, pending, late) -> pd.DataFrame:
+def _by_class_table(dates, classes, arrivals, outcomes, pending, late, shipped
+                    ) -> pd.DataFrame:
     """Long format: one row per (date, class) for the classes that saw any application."""
     frames = []
     date_strings = dates.strftime("%Y-%m-%d")
@@ -262,11 +280,12 @@ def _by_class_table(dates, classes, arrivals, outcomes, pending, late) -> pd.Dat
         frame = pd.DataFrame({"date": date_strings, **class_labels(c),
                               "arrivals": arrivals[i],
                               **{k: v[i] for k, v in outcomes.items()},
-                              "pending": pending[i], "past_statutory_limit": late[i]})
+                              "pending": pending[i], "past_statutory_limit": late[i],
+                              "shipments": shipped[i]})
         frames.append(frame)
     if not frames:
         columns = ["date", *[n for n, _ in CLASS_DIMS], "arrivals", *OUTCOMES, "pending",
-                   "past_statutory_limit"]
+                   "past_statutory_limit", "shipments"]
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)
 

@@ -288,6 +288,25 @@ class ClearanceConfig:
 
 
 @dataclass
+class ExportsConfig:
+    """What China's customs would record of the licensed flow (sim/exports.py): an output
+    only, nothing here changes the queue. Each field is one assumption of the mapping."""
+
+    # Calendar days from a licence's approval to the export declaration (goods waiting at
+    # the maker are trucked to port or flown out).
+    shipping_lag_days: int = 7
+    # Share of the pre-control magnet tonnes that needs a licence (magnets holding a
+    # controlled element); the rest keeps flowing as before the controls.
+    controlled_share: float = 1.0
+    # Shipments a renewed licence carries, against a new one: 1, a renewal is a repeat order
+    # on top of the steady filings; 0, it only extends a licence whose goods already left.
+    renewal_weight: float = 1.0
+    # The flow before the controls against the reference level of the customs series (the
+    # 2024 monthly mean): demand grew into 2025.
+    demand_level: float = 1.0
+
+
+@dataclass
 class CalibrationConfig:
     # true: each replication runs with an ensemble member drawn from (seed, replication), so
     # the bands carry the calibrated inputs' uncertainty
@@ -358,6 +377,7 @@ class Config:
     licence: LicenceConfig = field(default_factory=LicenceConfig)
     withdrawal: WithdrawalConfig = field(default_factory=WithdrawalConfig)
     initial_backlog: BacklogConfig = field(default_factory=BacklogConfig)
+    exports: ExportsConfig = field(default_factory=ExportsConfig)
     # Dated policy events by name, so a scenario can add, change or drop (null) one event.
     # Values are EventConfig fields; typed as Any so `+timeline.name={...}` works on the
     # command line; sim.config.to_params checks them and turns them into EventConfig.
@@ -381,7 +401,7 @@ class Config:
 # Keys a timeline event may not change: they fix the run's frame, not a policy.
 FRAME_KEYS = ("name", "seed", "replications", "jobs", "resume", "executor", "objective",
               "objective_sense", "objective_constraint", "objective_at_least", "objective_at_most",
-              "objective_penalty", "clearance",
+              "objective_penalty", "clearance", "exports",
               "calibration",
               "start_date", "end_date", "horizon_days", "warmup_days",
               "calendar", "initial_backlog", "timeline", "output", "officials.schedule",

@@ -243,6 +243,7 @@ def validate(p: Config) -> None:
         _text(f"timeline.{name}.label", event.label)
     _check_frame(p)
     _check_levers(p)
+    _check_exports(p)
     for name, event in p.timeline.items():
         _date(f"timeline.{name}.date", event.date)
         for key in event.changes:
@@ -401,6 +402,16 @@ def _check_dates_set(p: Config, first: dt.date, last: dt.date) -> None:
         if day > last or (from_start and day < first):
             span = f"{first} to {last}" if from_start else f"on or before {last}"
             raise ConfigError(key, value, f"has no effect in this run: a date {span}")
+
+
+def _check_exports(p: Config) -> None:
+    """The observation operator's assumptions (sim/exports.py): an output, not a lever."""
+    e = p.exports
+    check_value("exports.shipping_lag_days", e.shipping_lag_days, int)
+    _within("exports.shipping_lag_days", e.shipping_lag_days, 0, 365)
+    _share("exports.controlled_share", e.controlled_share)
+    _within("exports.renewal_weight", e.renewal_weight, 0, 1)
+    _within("exports.demand_level", e.demand_level, 0, 10, low_open=True)
 
 
 def _check_levers(p: Config) -> None:

@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 from sim import keys
+from sim import observations as obs
 from sim.files import read_yaml
 from sim.outputs import atomic_write
 from sim.params import CONFIG_DIR, INSTALLED, Config
@@ -41,6 +42,7 @@ from sim.studies.targets import (
     output_values,
     select_targets,
     target_days,
+    target_discrepancy,
 )
 from sim.validation import ConfigError
 
@@ -64,6 +66,9 @@ class Settings:
     # Installing anything but the committed recipe (configs/calibrate/default.yaml) over the
     # committed calibration must be asked for: a smoke study would replace it silently.
     install_over_committed: bool = False
+    # Observed monthly series (China's customs exports of magnets) read as targets beside the
+    # articles' readings; observations.series=[] leaves them out.
+    observations: obs.ObservationSettings = field(default_factory=obs.ObservationSettings)
     match: hm.Settings = field(default_factory=hm.Settings)
 
     LIMITS: ClassVar[dict[str, hm.Limit]] = {"end_margin_days": hm.Limit(0, 3650),
@@ -88,6 +93,7 @@ def check(s: Settings) -> None:
     for key, folder in (("targets_file", REPO_DIR), ("ranges_file", CONFIG_DIR)):
         if not (folder / getattr(s, key)).is_file():
             raise ConfigError(f"calibrate.{key}", getattr(s, key), f"no such file under {folder}")
+    obs.check(s.observations, "calibrate.observations", REPO_DIR)
     check_install(s)
 
 
@@ -102,8 +108,8 @@ def recipe_differences(s: Settings) -> list[str]:
 def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out = {}
     for k, v in tree.items():
-        if k == "match" and isinstance(v, dict):
-            out.update(_dotted(v, "match."))
+        if k in ("match", "observations") and isinstance(v, dict):
+            out.update(_dotted(v, f"{k}."))
         else:
             out[prefix + k] = v
     return out
@@ -182,6 +188,10 @@ def prepare(params: Config, settings: Settings
     targets = load_targets(REPO_DIR / settings.targets_file, params.start_date,
                            params.end_date or "2100-01-01")
     chosen_t = select_targets(targets, settings.readings, settings.drop_groups)
+    if settings.observations.series:
+        series = obs.targets(obs.load(REPO_DIR / settings.observations.file),
+                             settings.observations)
+        targets, chosen_t = targets + series, chosen_t + [t for t in series if t.default]
     if not chosen_t:
         raise TargetsError("calibrate: no readings chosen")
     factors = space.load_factors(CONFIG_DIR / settings.ranges_file, params)
@@ -229,7 +239,7 @@ def check_readings(params: Config, targets: list[Target], chosen: list[int],
         scaled = t.to_scale(values[:, k])
         centre = 10 ** scaled.mean() if t.scale == "log" else scaled.mean()
         imp = float(implausibility(t, centre, scaled.var(ddof=1), 0.0,
-                                   match.discrepancy[t.scale]))
+                                   target_discrepancy(t, match.discrepancy)))
         rows.append(dict(reading=t.id, chosen=k in chosen, low=t.low, high=t.high,
                          mean=float(values[:, k].mean()), predictive_low=float(lo),
                          predictive_high=float(hi), share_inside=float(inside[:, k].mean()),
@@ -319,7 +329,8 @@ def report_text(cal: Calibration) -> str:
     obs = pd.DataFrame([dict(reading=t.id, output=t.output, date=t.date, low=t.low,
                              high=t.high, scale=t.scale, observed_z=t.observed,
                              observation_sd=float(np.sqrt(t.observation_var)),
-                             discrepancy_sd=s.match.discrepancy[t.scale]) for t in chosen])
+                             discrepancy_sd=target_discrepancy(t, s.match.discrepancy))
+        for t in chosen])
     parts = [
         f"# Calibration of {s.scenario} ({s.name})", "",
         f"History matching with {len(m.factors)} inputs and {len(chosen)} readings; cutoff "

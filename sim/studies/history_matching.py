@@ -37,7 +37,14 @@ from sim.executor import parallel_map
 from sim.params import Config
 from sim.runner import simulate
 from sim.studies import space
-from sim.studies.targets import SCALES, Target, implausibility, output_values, target_days
+from sim.studies.targets import (
+    SCALES,
+    Target,
+    implausibility,
+    output_values,
+    target_days,
+    target_discrepancy,
+)
 from sim.validation import ConfigError, check_types
 
 
@@ -255,7 +262,8 @@ def screened_runs(points: Sequence[Config], targets: Sequence[Target], chosen: S
     out = np.full((len(points), s.replications, len(targets)), np.nan)
     out[:, :1] = first
     chosen_t = [targets[k] for k in chosen]
-    one = np.stack([implausibility(t, first[:, 0, k], 0.0, 0.0, s.discrepancy[t.scale])
+    one = np.stack([implausibility(t, first[:, 0, k], 0.0, 0.0,
+                                   target_discrepancy(t, s.discrepancy))
                     for t, k in zip(chosen_t, chosen, strict=True)], axis=1)
     go = np.flatnonzero(np.nan_to_num(one, nan=np.inf).max(axis=1) <= s.screen_cutoff)
     if s.replications > 1 and len(go):
@@ -324,7 +332,8 @@ def emulated_implausibility(em: Emulator, units: np.ndarray, targets: Sequence[T
     """(points, targets) implausibility of unsimulated points, from an emulator."""
     mean, var_m, var_s = em.predict(units)
     return np.stack([implausibility(t, _unscale(t, mean[:, k]), var_s[:, k], var_m[:, k],
-                                    discrepancy[t.scale]) for k, t in enumerate(targets)], axis=1)
+                                    target_discrepancy(t, discrepancy))
+                     for k, t in enumerate(targets)], axis=1)
 
 
 def _unscale(t: Target, x: np.ndarray) -> np.ndarray:
@@ -342,7 +351,8 @@ def run_implausibility(scaled: np.ndarray, var_s: np.ndarray, targets: Sequence[
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(scaled, axis=1)
     imp = np.stack([implausibility(t, _unscale(t, mean[:, k]), var_s[:, k],
-                                   var_s[:, k] / np.maximum(n[:, k], 1), discrepancy[t.scale])
+                                   var_s[:, k] / np.maximum(n[:, k], 1),
+                                   target_discrepancy(t, discrepancy))
                     for k, t in enumerate(targets)], axis=1)
     return np.nan_to_num(imp, nan=np.inf)  # a run that gave no value rules its point out
 
@@ -453,7 +463,7 @@ def leave_one_out(match: Match) -> list[dict[str, Any]]:
             continue
         scaled = t.to_scale(values)
         lo, hi = np.percentile(values, [2.5, 97.5])
-        var = t.observation_var + s.discrepancy[t.scale] ** 2 + scaled.var()
+        var = t.observation_var + target_discrepancy(t, s.discrepancy) ** 2 + scaled.var()
         z = float(t.distance(_unscale(t, np.array([scaled.mean()])))[0] / np.sqrt(var))
         overlap = (t.low is None or hi >= t.low) and (t.high is None or lo <= t.high)
         rows.append(dict(reading=t.id, points=len(ok), predicted_mean=float(values.mean()),

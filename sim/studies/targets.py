@@ -35,6 +35,7 @@ BASE_OUTPUTS = {
     "approved_7d": "approvals in the 7 days ending on the date",
     "approved_share": "approved / (approved + pending) since start_date",
     "pending_ratio_14d": "pending on the date / pending 14 days before",
+    "export_index": "customs export index of the month ending on the date (sim/exports.py)",
 }
 FILTER_VALUES = {"destination": DESTINATIONS}
 SCALES = ("linear", "log")
@@ -62,6 +63,8 @@ class Target:
     reading: str = ""
     evidence: str = ""
     outlet: str = ""
+    # Model discrepancy sd on the target's scale; None: the study's sd for the scale.
+    discrepancy_sd: float | None = None
 
     def to_scale(self, x):
         """Values on the scale implausibility is measured on (log10 of at least 1 for counts)."""
@@ -105,6 +108,11 @@ class Target:
         if self.high is not None:
             ok &= v <= self.high
         return ok
+
+
+def target_discrepancy(target: Target, by_scale: dict[str, float]) -> float:
+    """The model discrepancy sd of a target: its own, or the study's for its scale."""
+    return by_scale[target.scale] if target.discrepancy_sd is None else target.discrepancy_sd
 
 
 def implausibility(target: Target, mean, var_s, var_m, discrepancy_sd: float):
@@ -264,6 +272,12 @@ def output_values(result, targets: Sequence[Target], days: np.ndarray) -> np.nda
     cache: dict[str, np.ndarray] = {}
     values = np.empty(len(targets))
     for k, t in enumerate(targets):
+        base, restriction = parse_output(t.output)
+        if base == "export_index":  # a month's figure, worked out by the run (sim/exports.py)
+            series = result.summary["export_index"]["total" if restriction is None
+                                                    else restriction[1]]
+            values[k] = series.get(t.date[:7], np.nan)
+            continue
         if t.output not in cache:
             cache[t.output] = output_series(result, t.output)
         values[k] = cache[t.output][days[k]]
