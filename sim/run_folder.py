@@ -113,6 +113,7 @@ def _words(tool: str) -> str:
             "compare": "comparison (python -m sim.compare)",
             "calibration": "calibration (python -m sim.calibrate)",
             "sensitivity": "sensitivity study (python -m sim.sensitivity)",
+            "hindcast": "hindcast (python -m sim.hindcast)",
             "solve": "solver (python -m sim.solve)"}.get(tool, tool)
 
 

@@ -10,11 +10,12 @@ users will run it: the scenario with each replication drawing its own member. It
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import datetime as dt
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -163,15 +164,18 @@ def cut_to_targets(params: Config, targets: list[Target], margin_days: int) -> C
 
 
 def calibrate(params: Config, settings: Settings, command: str = "",
-              log: Callable[[str], None] | None = None) -> Calibration:
-    """History-match ``params`` (the scenario, composed by the caller) and check the result."""
+              log: Callable[[str], None] | None = None,
+              cache: hm.RunCache | None = None) -> Calibration:
+    """History-match ``params`` (the scenario, composed by the caller) and check the result.
+    ``cache``: runs an earlier calibration on the same targets made (a hindcast's origins)."""
     say = log or (lambda _msg: None)
     commit = git_commit()  # the code that runs: taken before any file can change
     targets, chosen_t, factors, base = prepare(params, settings)
     chosen = [targets.index(t) for t in chosen_t]
     say(f"calibrating {settings.scenario}: {len(factors)} inputs, {len(chosen)} readings "
         f"({', '.join(t.id for t in chosen_t)}), runs to {base.end_date}")
-    match = hm.history_match(base, factors, targets, chosen, settings.match, log=say)
+    match = hm.history_match(base, factors, targets, chosen, settings.match, log=say,
+                             cache=cache)
     if len(match.members) == 0:
         say("no point is left: every simulated point is ruled out (see report.md)")
     cal = Calibration(settings, match, base, {}, provenance(settings, command, match, commit))
@@ -207,17 +211,37 @@ def check_ensemble(cal: Calibration, say: Callable[[str], None]) -> dict[str, An
     # Names the stage whose bar (on a terminal) is labelled by the scenario only.
     say(f"check: {cal.settings.check_replications} replications of the scenario, each drawing "
         f"one of the {len(members)} ensemble members")
-    path = Path(_temporary_ensemble(members))
-    try:
-        p = copy.deepcopy(cal.base)
-        p.calibration.ensemble, p.calibration.ensemble_file = True, str(path)
+    with ensemble_params(cal) as p:
         check = check_readings(p, cal.match.targets, cal.match.chosen,
                                cal.settings.check_replications, cal.settings.match)
-    finally:
-        path.unlink(missing_ok=True)
     say(f"check: {check['replications']} replications of the scenario with the ensemble; "
         f"{check['share_all_inside']:.0%} inside every chosen reading at once")
     return check
+
+
+def ensemble_values(params: Config, targets: list[Target], replications: int, jobs: int
+                    ) -> np.ndarray:
+    """(replications, targets): each reading's output in replications of ``params`` as users
+    run it (with ``calibration.ensemble``, each replication draws its member)."""
+    from sim.runner import run_replications
+
+    runs = run_replications(params, replications, jobs)
+    days = target_days(targets, params.start_date)
+    return np.array([output_values(r, targets, days) for r in runs]).reshape(
+        len(runs), len(targets))
+
+
+@contextlib.contextmanager
+def ensemble_params(cal: Calibration) -> Iterator[Config]:
+    """The calibrated scenario (cut at the last target) with the new ensemble on, from a
+    temporary ensemble file removed afterwards."""
+    path = Path(_temporary_ensemble(cal.member_points()))
+    try:
+        p = copy.deepcopy(cal.base)
+        p.calibration.ensemble, p.calibration.ensemble_file = True, str(path)
+        yield p
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def check_readings(params: Config, targets: list[Target], chosen: list[int],
@@ -227,11 +251,7 @@ def check_readings(params: Config, targets: list[Target], chosen: list[int],
     reading is met: the implausibility of the predictive mean, with the predictive variance in
     place of the realisation variance, at most the cutoff. Last, the share of replications
     inside every chosen reading's interval at once."""
-    from sim.runner import run_replications
-
-    runs = run_replications(params, replications, match.jobs)
-    days = target_days(targets, params.start_date)
-    values = np.array([output_values(r, targets, days) for r in runs])  # (reps, targets)
+    values = ensemble_values(params, targets, replications, match.jobs)
     inside = np.column_stack([t.inside(values[:, k]) for k, t in enumerate(targets)])
     rows = []
     for k, t in enumerate(targets):
@@ -244,7 +264,7 @@ def check_readings(params: Config, targets: list[Target], chosen: list[int],
                          mean=float(values[:, k].mean()), predictive_low=float(lo),
                          predictive_high=float(hi), share_inside=float(inside[:, k].mean()),
                          implausibility=imp, met=imp <= match.cutoff))
-    return dict(replications=len(runs), seed=params.seed, rows=rows,
+    return dict(replications=len(values), seed=params.seed, rows=rows,
                 share_all_inside=float(inside[:, chosen].all(axis=1).mean()))
 
 

@@ -241,12 +241,16 @@ def _run_point(task: tuple[Config, range, list[Target], np.ndarray]
 
 
 def run_points(points: Sequence[Config], replications: int | range, targets: Sequence[Target],
-               jobs: int = 1, desc: str = "") -> tuple[np.ndarray, float]:
+               jobs: int = 1, desc: str = "", cache: RunCache | None = None
+               ) -> tuple[np.ndarray, float]:
     """(points, replications, targets) outputs, and the CPU seconds the simulations took.
-    ``replications``: a count (0..n-1) or a range of replication indices."""
+    ``replications``: a count (0..n-1) or a range of replication indices. With a ``cache``,
+    a (point, replication) already run is taken from it, not run again."""
     reps = range(replications) if isinstance(replications, int) else replications
     if not points:
         return np.empty((0, len(reps), len(targets))), 0.0
+    if cache is not None:
+        return cache.run(points, reps, targets, jobs, desc)
     days = target_days(targets, points[0].start_date)
     tasks = [(p, reps, list(targets), days) for p in points]
     results = parallel_map(_run_point, tasks, jobs, desc=desc, unit="point",
@@ -254,11 +258,36 @@ def run_points(points: Sequence[Config], replications: int | range, targets: Seq
     return np.array([v for v, _ in results]), sum(c for _, c in results)
 
 
+class RunCache:
+    """Outputs of (point, replication) runs kept for studies that repeat runs: a hindcast's
+    origins share their first wave (same design, same seeds, same targets). A run is found by
+    the point's whole parameters, its replication and the targets' ids."""
+
+    def __init__(self) -> None:
+        self._runs: dict[tuple[str, int, tuple[str, ...]], np.ndarray] = {}
+        self.reused = 0
+
+    def run(self, points: Sequence[Config], reps: range, targets: Sequence[Target], jobs: int,
+            desc: str) -> tuple[np.ndarray, float]:
+        ids = tuple(t.id for t in targets)
+        keys = [[(repr(p), r, ids) for r in reps] for p in points]
+        todo = [i for i, row in enumerate(keys) if any(k not in self._runs for k in row)]
+        cpu = 0.0
+        if todo:
+            fresh, cpu = run_points([points[i] for i in todo], reps, targets, jobs, desc)
+            for j, i in enumerate(todo):
+                for k, key in enumerate(keys[i]):
+                    self._runs[key] = fresh[j, k]
+        self.reused += (len(points) - len(todo)) * len(reps)
+        return np.array([[self._runs[k] for k in row] for row in keys]), cpu
+
+
 def screened_runs(points: Sequence[Config], targets: Sequence[Target], chosen: Sequence[int],
-                  s: Settings, desc: str) -> tuple[np.ndarray, float]:
+                  s: Settings, desc: str, cache: RunCache | None = None
+                  ) -> tuple[np.ndarray, float]:
     """Outputs (points, replications, targets): one run each, then the other replications for
     the points one run does not put beyond ``screen_cutoff`` (NaN for runs not made)."""
-    first, cpu = run_points(points, 1, targets, s.jobs, desc=f"{desc}, first runs")
+    first, cpu = run_points(points, 1, targets, s.jobs, desc=f"{desc}, first runs", cache=cache)
     out = np.full((len(points), s.replications, len(targets)), np.nan)
     out[:, :1] = first
     chosen_t = [targets[k] for k in chosen]
@@ -268,7 +297,7 @@ def screened_runs(points: Sequence[Config], targets: Sequence[Target], chosen: S
     go = np.flatnonzero(np.nan_to_num(one, nan=np.inf).max(axis=1) <= s.screen_cutoff)
     if s.replications > 1 and len(go):
         rest, more = run_points([points[i] for i in go], range(1, s.replications), targets,
-                                s.jobs, desc=f"{desc}, more runs")
+                                s.jobs, desc=f"{desc}, more runs", cache=cache)
         out[go, 1:] = rest
         cpu += more
     return out, cpu
@@ -366,8 +395,10 @@ _FINAL_WAVE = 99
 
 def history_match(base: Config, factors: Sequence[space.Factor], targets: Sequence[Target],
                   chosen: Sequence[int], settings: Settings,
-                  log: Callable[[str], None] | None = None) -> Match:
-    """Run the waves; ``base`` is the scenario cut to the last target date."""
+                  log: Callable[[str], None] | None = None, cache: RunCache | None = None
+                  ) -> Match:
+    """Run the waves; ``base`` is the scenario cut to the last target date. ``cache``: runs
+    already made by an earlier match on the same targets (:class:`RunCache`)."""
     say = log or (lambda _msg: None)
     s, d = settings, len(factors)
     chosen_targets = [targets[k] for k in chosen]
@@ -401,7 +432,7 @@ def history_match(base: Config, factors: Sequence[space.Factor], targets: Sequen
         points = [space.point_params(base, factors, u) for u in units]
         for i, p in enumerate(points):
             p.seed = point_seed(s.seed, w, i)
-        outputs, cpu = screened_runs(points, targets, chosen, s, desc=f"wave {w}")
+        outputs, cpu = screened_runs(points, targets, chosen, s, desc=f"wave {w}", cache=cache)
         scaled = scaled_outputs(outputs[:, :, chosen], chosen_targets)
         em = Emulator(units, scaled, point_seed(s.seed, w, _EMULATOR) % 2**16)
         _, _, var_s = em.predict(units)
