@@ -228,6 +228,18 @@ def _with_interval(summary: dict[str, Any], key: str, fmt=None) -> str:
     return text
 
 
+def _one_member(summary: dict[str, Any], n: int) -> list[str]:
+    """With a calibrated ensemble and one replication, the run is one draw of one member: the
+    figures below are one possible 2025, not the ensemble's answer."""
+    ens = summary.get("ensemble")
+    if n > 1 or not ens:
+        return []
+    used = ens["used"][0] if ens.get("used") else "?"
+    return [f"  one replication = one draw of ensemble member {used} of {ens['members']}: "
+            "other members give other answers; for the band over members and chance run "
+            "replications=20 jobs=2"]
+
+
 def summary_lines(summary: dict[str, Any], seed: int) -> list[str]:
     """The terminal summary of a run: counts, peak, clearance (threshold, from the peak and
     the event, whether it stayed cleared), held apart, statutory compliance; with
@@ -237,7 +249,7 @@ def summary_lines(summary: dict[str, Any], seed: int) -> list[str]:
     cl = summary["clearance"]
     reps = f", {n} replications: means [95 % CI]" if n > 1 else ""
     lines = [f"scenario {summary['scenario']}: {summary['start_date']} to "
-             f"{summary['end_date']}, seed {seed}{reps}",
+             f"{summary['end_date']}, seed {seed}{reps}", *_one_member(summary, n),
              f"  arrived {number(t['arrivals'])}, approved {number(t['approved'])}, denied "
              f"{number(t['denied'])}, withdrawn {number(t['withdrawn'])}, pending at end "
              f"{_with_interval(summary, 'pending_end')} (held for ever "

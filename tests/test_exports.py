@@ -274,3 +274,46 @@ def test_hindcast_settings_refused_in_one_line():
                         (dict(origins=["2024-06"]), "hindcast.origins")):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             hindcast.check(dataclasses.replace(hindcast.Settings(), **change), cal)
+
+
+# -- the hindcast app ----------------------------------------------------------------------------
+def _hindcast(tmp_path, *args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "sim.hindcast", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_hindcast_smoke_run_scores_model_and_naive(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "hc"
+    proc = _hindcast(tmp_path, "hindcast=smoke", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr
+    rows = pd.read_csv(out / "hindcast.csv")
+    assert set(rows["forecast"]) == {"model", "naive"}
+    assert set(rows["month"]) == {"2025-06", "2025-07"}  # after the origin, to `until`
+    assert (rows["low_90"] <= rows["low_50"]).all() and (rows["high_50"] <= rows["high_90"]).all()
+    assert (rows["interval_score_90"] >= rows["high_90"] - rows["low_90"] - 1e-12).all()
+    summary = pd.read_csv(out / "hindcast_summary.csv")
+    assert summary["coverage_90"].between(0, 1).all()
+    assert (out / "hindcast.png").stat().st_size > 10_000
+    assert "origin 2025-05, model" in proc.stdout
+
+
+@pytest.mark.parametrize("arg, words", [
+    ("hindcast.origins=[2025-13]", "hindcast.origins"),
+    ("hindcast.replications=1", "hindcast.replications"),
+    ("hindcast.until=2025-04", "hindcast.until"),
+    ("+hindcast.nope=1", "hindcast.nope"),
+    ("calibrate.observations.series=[Mars]", "calibrate.observations.series"),
+])
+@pytest.mark.slow
+def test_hindcast_bad_settings_one_line_nothing_written(tmp_path, arg, words):
+    out = tmp_path / "hc"
+    proc = _hindcast(tmp_path, arg, f"hydra.run.dir={out}")
+    assert proc.returncode == 2, proc.stderr
+    assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists()
