@@ -22,6 +22,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from sim.exports import REFERENCE_YEAR, month_end
 from sim.params import DESTINATIONS
@@ -180,3 +183,47 @@ def check(s: ObservationSettings, prefix: str, repo_dir: Path) -> None:
     for month in s.discrepancy_months:
         if not _MONTH.fullmatch(str(month)):
             raise ConfigError(f"{prefix}.discrepancy_months", month, "keys must be YYYY-MM")
+
+
+def versus(predicted: dict[str, dict[str, np.ndarray]], path: str | Path,
+           s: ObservationSettings) -> dict[str, dict[str, dict[str, Any]]]:
+    """Observed against predicted, per series and month the run covers and the file holds:
+    ``predicted[series][month]`` is the index in each replication. For each month: the
+    observation (index, tonnes, kind), the replications' mean and 95 % predictive interval,
+    and the same interval with the observation error and the model discrepancy the
+    calibration states (``s``) added: the band an observation should fall in. ``inside``: the
+    observation is in the latter."""
+    rows = {(o.series, o.month): o for o in load(path) if o.index is not None}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for series, months in predicted.items():
+        for month, values in months.items():
+            o = rows.get((series, month))
+            v = np.asarray(values, dtype=float)
+            v = v[np.isfinite(v)]
+            if o is None or not len(v):
+                continue
+            sd = math.hypot(s.error[o.kind] * o.index,
+                            s.discrepancy_months.get(month, s.discrepancy.get(series, 0.0)))
+            lo, hi = _mixture_interval(v, sd, 0.95)
+            out.setdefault(series, {})[month] = dict(
+                observed=o.index, tonnes=o.tonnes, kind=o.kind, mean=float(v.mean()),
+                low=float(np.percentile(v, 2.5)), high=float(np.percentile(v, 97.5)),
+                with_error_low=lo, with_error_high=hi, inside=bool(lo <= o.index <= hi))
+    return out
+
+
+def _mixture_interval(values: np.ndarray, sd: float, level: float) -> tuple[float, float]:
+    """Central interval of the replications' values each plus a normal error of sd ``sd``
+    (the mixture's quantiles, solved exactly: no sampling)."""
+    from scipy import optimize, stats
+
+    if sd <= 0:
+        q = (1 - level) / 2 * 100
+        return float(np.percentile(values, q)), float(np.percentile(values, 100 - q))
+
+    def cdf(x: float) -> float:
+        return float(stats.norm.cdf((x - values) / sd).mean())
+
+    lo, hi = values.min() - 10 * sd, values.max() + 10 * sd
+    return tuple(float(optimize.brentq(lambda x, q=q: cdf(x) - q, lo, hi))
+                 for q in ((1 - level) / 2, (1 + level) / 2))

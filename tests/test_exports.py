@@ -317,3 +317,25 @@ def test_hindcast_bad_settings_one_line_nothing_written(tmp_path, arg, words):
     assert proc.returncode == 2, proc.stderr
     assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not out.exists()
+
+
+def test_observed_versus_predicted_band_adds_the_stated_errors():
+    s = obs.ObservationSettings()
+    # one replication: the band with errors is the normal interval around it
+    got = obs.versus({"total": {"2025-05": np.array([0.3])}}, CUSTOMS, s)["total"]["2025-05"]
+    index = 1238.47 / (58120 / 12)
+    sd = np.hypot(0.02 * index, 0.1)
+    assert got["observed"] == pytest.approx(index) and got["kind"] == "reported"
+    assert got["with_error_low"] == pytest.approx(0.3 - stats.norm.ppf(0.975) * sd, rel=1e-6)
+    assert got["with_error_high"] == pytest.approx(0.3 + stats.norm.ppf(0.975) * sd, rel=1e-6)
+    assert got["inside"] == (got["with_error_low"] <= index <= got["with_error_high"])
+    # many replications: the mixture's interval is that of replications plus noise
+    rng = np.random.default_rng(3)
+    v = rng.uniform(0.5, 1.5, 400)
+    got = obs.versus({"US": {"2025-08": v}}, CUSTOMS, s)["US"]["2025-08"]
+    noisy = np.repeat(v, 500) + rng.normal(0, np.hypot(0.02 * got["observed"], 0.2), 200_000)
+    assert [got["with_error_low"], got["with_error_high"]] == pytest.approx(
+        np.percentile(noisy, [2.5, 97.5]), abs=0.01)
+    assert got["low"] == pytest.approx(np.percentile(v, 2.5))
+    # months the file does not hold are left out
+    assert obs.versus({"total": {"2026-03": np.array([1.0])}}, CUSTOMS, s) == {}
