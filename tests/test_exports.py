@@ -339,3 +339,14 @@ def test_observed_versus_predicted_band_adds_the_stated_errors():
     assert got["low"] == pytest.approx(np.percentile(v, 2.5))
     # months the file does not hold are left out
     assert obs.versus({"total": {"2026-03": np.array([1.0])}}, CUSTOMS, s) == {}
+
+
+def test_second_largest_implausibility_rule():
+    imp = np.array([[1.0, 2.0, 3.5], [1.0, 3.2, 3.5], [0.5, 0.5, 4.5], [0.1, np.nan, 0.2]])
+    one = hm.Settings()
+    assert hm.plausible(imp, one).tolist() == [False, False, False, False]
+    two = dataclasses.replace(one, rank=2, cutoff_largest=4.0)
+    assert hm.plausible(imp, two).tolist() == [True, False, False, False]
+    assert hm.plausible(imp[:, :1], two).tolist() == [True, True, True, True]  # rank > targets
+    with pytest.raises(ConfigError, match="cutoff_largest"):
+        hm.check(dataclasses.replace(two, cutoff_largest=2.0))

@@ -155,6 +155,12 @@ class Settings:
     stop_ratio: float = 0.8  # stop once a wave keeps more than this share of the last region
     seed: int = 2025
     jobs: int = 1
+    # Which implausibility of a point's targets is compared with the cutoff: 1 the largest; 2
+    # the second largest (Vernon et al. 2010, I_2M): with tens of monthly readings one of
+    # them beyond 3 is expected by chance alone, and the largest must still stay below
+    # ``cutoff_largest``.
+    rank: int = 1
+    cutoff_largest: float = 100.0
 
     # Upper bounds: a wave's Gaussian processes cost points**3, and each prediction over the
     # candidates a (candidates x points) matrix; beyond these a value is surely a typo.
@@ -162,7 +168,8 @@ class Settings:
         "cutoff": Limit(0, 100, above=True), "screen_cutoff": Limit(0, 100, above=True),
         "waves": Limit(1, 20), "points": Limit(2, 1000), "replications": Limit(1, 100),
         "candidates": Limit(2, 200_000), "stop_ratio": Limit(0, 1, above=True),
-        "seed": Limit(0, 2**32 - 1), "jobs": Limit(1, 1024)}
+        "seed": Limit(0, 2**32 - 1), "jobs": Limit(1, 1024), "rank": Limit(1, 10),
+        "cutoff_largest": Limit(0, 100, above=True)}
 
 
 def check(s: Settings, prefix: str = "match") -> None:
@@ -181,6 +188,22 @@ def check(s: Settings, prefix: str = "match") -> None:
     if s.screen_cutoff < s.cutoff:  # screening below the cutoff would drop plausible points
         raise ConfigError(f"{prefix}.screen_cutoff", s.screen_cutoff,
                           f"must be at least {prefix}.cutoff={s.cutoff}")
+    if s.cutoff_largest < s.cutoff:
+        raise ConfigError(f"{prefix}.cutoff_largest", s.cutoff_largest,
+                          f"must be at least {prefix}.cutoff={s.cutoff}")
+
+
+def plausible(imp: np.ndarray, s: Settings, cutoff: float | None = None) -> np.ndarray:
+    """Rows of ``imp`` (points, targets) not ruled out: the ``rank``-th largest at most
+    ``cutoff`` (the settings' by default) and the largest at most ``cutoff_largest``. NaN
+    counts as infinite (a run that gave no value)."""
+    imp = np.nan_to_num(np.asarray(imp, dtype=float), nan=np.inf)
+    if imp.shape[1] == 0:
+        return np.ones(len(imp), dtype=bool)
+    k = min(s.rank, imp.shape[1])
+    kth = -np.partition(-imp, k - 1, axis=1)[:, k - 1]
+    return (kth <= (s.cutoff if cutoff is None else cutoff)) & (
+        imp.max(axis=1) <= max(s.cutoff_largest, s.cutoff if cutoff is None else cutoff))
 
 
 @dataclass
@@ -218,7 +241,7 @@ class Match:
     @property
     def members(self) -> np.ndarray:
         """Indices of the ensemble: not ruled out by their runs, nor by a later emulator."""
-        ok = (self.max_imp <= self.settings.cutoff) & ~self.ruled_out_later
+        ok = plausible(self.imp, self.settings) & ~self.ruled_out_later
         return np.flatnonzero(ok)
 
     def values(self, i: int) -> dict[str, Any]:
@@ -294,7 +317,7 @@ def screened_runs(points: Sequence[Config], targets: Sequence[Target], chosen: S
     one = np.stack([implausibility(t, first[:, 0, k], 0.0, 0.0,
                                    target_discrepancy(t, s.discrepancy))
                     for t, k in zip(chosen_t, chosen, strict=True)], axis=1)
-    go = np.flatnonzero(np.nan_to_num(one, nan=np.inf).max(axis=1) <= s.screen_cutoff)
+    go = np.flatnonzero(plausible(one, s, cutoff=s.screen_cutoff))
     if s.replications > 1 and len(go):
         rest, more = run_points([points[i] for i in go], range(1, s.replications), targets,
                                 s.jobs, desc=f"{desc}, more runs", cache=cache)
@@ -442,7 +465,7 @@ def history_match(base: Config, factors: Sequence[space.Factor], targets: Sequen
         wave_all.append(np.full(len(units), w))
         out_all.append(outputs)
         imp_all.append(imp)
-        ok = int((imp.max(axis=1) <= s.cutoff).sum())
+        ok = int(plausible(imp, s).sum())
         runs = int(np.isfinite(outputs[:, :, chosen[0]]).sum())
         waves.append(Wave(w, len(units), runs, share if w > 1 else 1.0, ok,
                           time.monotonic() - t0, cpu))
@@ -472,7 +495,7 @@ def _not_ruled_out(units: np.ndarray, emulators: Sequence[Emulator],
         if len(idx) == 0:
             break
         imp = emulated_implausibility(em, units[idx], targets, s.discrepancy)
-        keep[idx] = imp.max(axis=1) <= s.cutoff
+        keep[idx] = plausible(imp, s)
     return keep
 
 
@@ -486,7 +509,7 @@ def leave_one_out(match: Match) -> list[dict[str, Any]]:
     for j, k in enumerate(match.chosen):
         t = match.targets[k]
         others = [i for i in range(len(match.chosen)) if i != j]
-        ok = first[(match.imp[first][:, others].max(axis=1) <= s.cutoff)] if others else first
+        ok = first[plausible(match.imp[first][:, others], s)] if others else first
         values = match.outputs[ok][:, :, k].ravel()
         values = values[np.isfinite(values)]
         if len(values) == 0:
