@@ -10,7 +10,7 @@ import dataclasses
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from sim.params import Config
 
 __all__ = ["atomic_write", "is_complete", "package_version", "remove_stale_temporaries",
            "save_figure", "summary_document", "write_csv", "write_figures", "write_json",
-           "write_run"]
+           "write_run", "write_wide_csv"]
 
 
 def _cells(column: pd.Series, float_format: str) -> list[str]:
@@ -72,22 +72,97 @@ def _each_distinct(values: np.ndarray, text) -> list[str]:
     return np.array([text(u) for u in uniques.tolist()], dtype=object)[inverse].tolist()
 
 
-def write_csv(path: Path, table: pd.DataFrame, float_format: str = "%.6g") -> None:
+# Cells formatted at a time: a block of rows (replications.csv's 800 columns: about 300 rows),
+# so a table's text is never held whole (tens of kilobytes a row for replications.csv).
+_BLOCK_CELLS = 250_000
+
+
+def write_csv(path: Path, table: pd.DataFrame | Iterable[pd.DataFrame],
+              float_format: str = "%.6g") -> None:
     """The table as CSV, atomically. The same bytes as pandas' ``to_csv(index=False,
     float_format=...)``, several times faster: pandas formats each number through several
-    Python calls, and a run over tens of thousands of days writes millions."""
-    columns = [_cells(table[c], float_format) for c in table.columns]
-    if len(columns) == 1:  # the csv module quotes a lone empty field, not to write a blank line
-        columns = [['""' if cell == "" else cell for cell in columns[0]]]
+    Python calls, and a run over tens of thousands of days writes millions.
+
+    ``table``: a frame, or its rows as frames, a block at a time (at least one, every one with
+    the same columns; ``Results.replication_blocks``), appended to the one temporary file as
+    they come: a table too large to hold (or to format) whole is written in constant memory.
+    Either way rows are formatted a block of about ``_BLOCK_CELLS`` cells at a time, and each
+    cell's text depends only on its value and its column's type: the bytes do not depend on
+    the blocks."""
+    blocks = iter([table] if isinstance(table, pd.DataFrame) else table)
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as f:
-            csv.writer(f, lineterminator="\n").writerow([str(c) for c in table.columns])
-            # cells are quoted already: join them, a block of rows at a time (the csv module
-            # would check every character of every cell again)
-            rows = zip(*columns, strict=True)
-            while block := list(islice(rows, 10_000)):
-                f.write("\n".join(map(",".join, block)))
+            header = None
+            for block in blocks:
+                if header is None:
+                    header = list(block.columns)
+                    csv.writer(f, lineterminator="\n").writerow([str(c) for c in header])
+                elif list(block.columns) != header:
+                    raise ValueError(f"write_csv: a block of {path.name} has other columns")
+                step = max(1, _BLOCK_CELLS // max(1, len(header)))
+                if len(block) <= step:
+                    _write_rows(f, block, float_format)
+                    continue
+                for start in range(0, len(block), step):
+                    _write_rows(f, block.iloc[start:start + step], float_format)
+            if header is None:
+                raise ValueError(f"write_csv: no rows given for {path.name}, not even a header")
+
+    atomic_write(path, write)
+
+
+def _write_rows(f, table: pd.DataFrame, float_format: str) -> None:
+    """A block of rows (no header), as write_csv writes them."""
+    columns = [_cells(table[c], float_format) for c in table.columns]
+    if len(columns) == 1:  # the csv module quotes a lone empty field, not to write a blank line
+        columns = [['""' if cell == "" else cell for cell in columns[0]]]
+    # cells are quoted already: join them, a block of rows at a time (the csv module would
+    # check every character of every cell again)
+    rows = zip(*columns, strict=True)
+    while block := list(islice(rows, 10_000)):
+        f.write("\n".join(map(",".join, block)))
+        f.write("\n")
+
+
+def write_wide_csv(path: Path, left: pd.DataFrame, columns: np.ndarray, prefix: str,
+                   float_format: str = "%.6g") -> None:
+    """``left`` with one more column per row of ``columns`` (a 2-D array; named ``prefix``
+    and its row number: ``r0``, ``r1``, ...), as :func:`write_csv` writes that table (the same
+    bytes), a line at a time: the table, one column per replication, is never built (its
+    column names, cells and frame cost about as much again as the numbers a replication)."""
+    if any(c in prefix for c in ',"\r\n'):
+        raise ValueError(f"write_wide_csv: {prefix!r} would need quoting")
+    n_columns, n_rows = columns.shape
+    if len(left) != n_rows:
+        raise ValueError(f"write_wide_csv: {len(left)} rows and {n_rows} values a column")
+    width = len(left.columns) + n_columns
+    step = max(1, _BLOCK_CELLS)
+    left_cells = [_cells(left[c], float_format) for c in left.columns]
+
+    def chunks(cells):  # cells as write_csv writes them: a lone empty field quoted
+        return ['""' if width == 1 and cell == "" else cell for cell in cells]
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            names = [str(c) for c in left.columns]
+            if width < 2:  # the csv module's own line (a lone name: quoted if empty)
+                names += [f"{prefix}{i}" for i in range(n_columns)]
+                csv.writer(f, lineterminator="\n").writerow(names)
+            else:
+                f.write(",".join(map(_quoted, names)))
+                for start in range(0, n_columns, step):
+                    stop = min(start + step, n_columns)
+                    f.write(("," if start or names else "")
+                            + ",".join(f"{prefix}{i}" for i in range(start, stop)))
+                f.write("\n")
+            for row in range(n_rows):
+                f.write(",".join(chunks([cells[row] for cells in left_cells])))
+                for start in range(0, n_columns, step):
+                    # one column of ``columns`` per cell: its type is the table's columns' one,
+                    # and a cell's text depends only on its value and that type (_cells)
+                    cells = _cells(pd.Series(columns[start:start + step, row]), float_format)
+                    f.write(("," if start or left_cells else "") + ",".join(chunks(cells)))
                 f.write("\n")
 
     atomic_write(path, write)
@@ -169,9 +244,11 @@ def write_run(out_dir: Path, results, command: str | None = None) -> Path:
     write_csv(stage / "daily_by_class.csv", results.by_class)
     write_csv(stage / "daily_by_group.csv", results.group_bands)
     # every digit: a threshold checked on this table must see what the run saw
-    write_csv(stage / "replications.csv", results.replications, float_format="%.17g")
+    # replications.csv and pending_by_replication.csv (a row, a column per replication) a
+    # block at a time, from where Results keeps them: never a whole table in memory
+    write_csv(stage / "replications.csv", results.replication_blocks(), float_format="%.17g")
     write_csv(stage / "who_waits.csv", results.who_waits)
-    write_csv(stage / "pending_by_replication.csv", results.pending_by_replication)
+    write_wide_csv(stage / "pending_by_replication.csv", *results.pending_counts(), "r")
     apps = [r.applications for r in results.runs if r.applications is not None]
     if apps:
         if len(apps) > 1:

@@ -6,14 +6,19 @@ the 2.5-97.5 percentiles over replications (with an ensemble on, they also carry
 calibrated inputs' uncertainty).
 
 Replications are aggregated as they arrive: of each :class:`Results` keeps what its tables
-need of it, a row of headline figures and its daily series (numbers only, a few kilobytes), and
-it sums the rest (per-class tables, wait histograms) as it goes; a whole ``RunResult`` (a
-hundred kilobytes and more) is kept only on request (``keep_runs``).
+need of it, a row of headline figures and its daily series (numbers only, a dozen kilobytes),
+and it sums the rest (per-class tables, wait histograms) as it goes; a whole ``RunResult`` (a
+hundred kilobytes and more) is kept only on request (``keep_runs``). The rows and series are
+gathered in blocks of a few megabytes, and every full block goes to an unnamed temporary file
+(:class:`_Blocks`), from which the tables read one figure at a time: in memory a replication
+leaves a few numbers (its clearance dates and ensemble member, coded), whatever their number.
 """
 
 from __future__ import annotations
 
 import copy
+import tempfile
+from array import array
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
@@ -41,6 +46,103 @@ _GROUPS = [(dim, value) for dim in GROUP_DIMS for value in dict(CLASS_DIMS)[dim]
 _CLASS_BATCH_ROWS = 50_000
 # What a replication's headline figure was: its row of figures holds NaN for None and missing.
 _NUMBER, _NONE, _BOOL, _MISSING = range(4)
+# Replications' rows and series are gathered in blocks of about this many bytes; every full
+# block is written to a temporary file (_Blocks), the last, partial one stays in memory.
+_BLOCK_BYTES = 8 << 20
+
+
+class _Blocks:
+    """Arrays of replications, a block of replications at a time: each block a few named
+    parts, each part laid out slab by slab (a slab: one figure of every replication of the
+    block, contiguous), kept in memory or written to an unnamed temporary file (``tempfile``'s
+    folder: ``TMPDIR``), which has no name to leave behind whatever ends the process. A table
+    reads back one slab a block at a time."""
+
+    def __init__(self) -> None:
+        self._file = None  # created with the first block written
+        self._end = 0
+        # (replications, {part: its array (slabs x ...) or where it is (offset, shape, dtype)})
+        self.blocks: list[tuple[int, dict[str, Any]]] = []
+
+    def add(self, rows: int, parts: dict[str, np.ndarray], spill: bool) -> None:
+        if spill:
+            parts = {name: self._write(np.ascontiguousarray(a)) for name, a in parts.items()}
+        self.blocks.append((rows, parts))
+
+    @staticmethod
+    def slabs(part) -> int:
+        """A part's number of slabs."""
+        return part.shape[0] if isinstance(part, np.ndarray) else part[1][0]
+
+    def slab(self, part, k: int) -> np.ndarray:
+        """Slab ``k`` of a part (a view of one in memory)."""
+        if isinstance(part, np.ndarray):
+            return part[k]
+        offset, shape, dtype = part
+        out = np.empty(shape[1:], dtype)
+        self._read(out, offset + k * out.nbytes)
+        return out
+
+    def whole(self, part) -> np.ndarray:
+        if isinstance(part, np.ndarray):
+            return part
+        offset, shape, dtype = part
+        out = np.empty(shape, dtype)
+        self._read(out, offset)
+        return out
+
+    def _write(self, a: np.ndarray) -> tuple[int, tuple[int, ...], np.dtype]:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="sim-replications-", buffering=0)
+        offset, data = self._end, memoryview(a).cast("B")
+        self._file.seek(offset)
+        done = 0
+        while done < len(data):
+            done += self._file.write(data[done:])
+        self._end += len(data)
+        return offset, a.shape, a.dtype
+
+    def _read(self, out: np.ndarray, offset: int) -> None:
+        if not out.nbytes:
+            return
+        view = memoryview(out).cast("B")
+        self._file.seek(offset)
+        done = 0
+        while done < len(view):
+            got = self._file.readinto(view[done:])
+            if not got:
+                raise OSError(f"the temporary file of replications ends early ({self._file.name})")
+            done += got
+
+    def __getstate__(self) -> dict[str, Any]:  # a copy (pickle) holds every block itself
+        return {"_file": None, "_end": 0,
+                "blocks": [(rows, {name: self.whole(part) for name, part in parts.items()})
+                           for rows, parts in self.blocks]}
+
+
+class _Codes:
+    """One value a replication (a date, a flag, an ensemble member), each distinct value kept
+    once and a replication's as its code (4 bytes)."""
+
+    def __init__(self) -> None:
+        self._values: list[Any] = []
+        self._index: dict[tuple[type, Any], int] = {}  # by type too: True and 1 stay apart
+        self._codes = array("i")
+
+    def append(self, value: Any) -> None:
+        key = (type(value), value)
+        code = self._index.get(key)
+        if code is None:
+            code = self._index[key] = len(self._values)
+            self._values.append(value)
+        self._codes.append(code)
+
+    def __iter__(self) -> Iterator[Any]:
+        values = self._values
+        return (values[c] for c in self._codes)
+
+    def __len__(self) -> int:
+        return len(self._codes)
 
 
 class Results:
@@ -49,7 +151,8 @@ class Results:
     ``runs``: any iterable of replications' results, consumed once, each aggregated as it
     arrives. With ``keep_runs`` the list ``runs`` holds every one (for a look at single
     replications: their daily tables, applications, ...); without, it stays empty, and memory
-    grows by a few kilobytes a replication.
+    grows by a few numbers a replication (the rest of what the tables need of one goes to a
+    temporary file, a block of replications at a time: see _Blocks).
     """
 
     def __init__(self, params: Config, runs: Iterable[RunResult], keep_runs: bool = True):
@@ -58,9 +161,13 @@ class Results:
         self.n = 0
         self._keep = keep_runs
         self._first: RunResult | None = None  # replication 0 whole: the tables' template
-        self._daily_columns: list[str] = []  # daily's figures, their order in _daily_rows
-        self._daily_rows: list[np.ndarray] = []  # a replication's (figures x days) floats each
-        self._group_rows: list[np.ndarray] = []  # (GROUP_FIGURES x _GROUPS x days) counts each
+        self._daily_columns: list[str] = []  # daily's figures, their order in a daily series
+        # The block being gathered, a replication's (daily: (figures x days) floats, groups:
+        # (GROUP_FIGURES x _GROUPS x days) counts, its figures' values, what each was) each,
+        # its bytes, and the blocks gathered (in a temporary file, but for the last)
+        self._rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._row_bytes = 0
+        self._blocks = _Blocks()
         self._groups_seen: set[int] = set()  # indexes in _GROUPS of the groups any run had
         self._class_tables: list[pd.DataFrame] = []  # per-class tables, summed by batches
         self._class_rows = 0  # rows of those not summed yet
@@ -70,13 +177,15 @@ class Results:
         self._columns: dict[str, int] = {}  # figure key -> column, in order of first appearance
         self._keys: tuple[str, ...] = ()  # the last replication's figure keys ...
         self._where = np.zeros(0, dtype=np.intp)  # ... and their columns
-        self._figure_rows: list[tuple[np.ndarray, np.ndarray]] | None = []  # (values, kinds)
-        self._clearance: list[tuple[Any, Any, Any]] = []  # a replication's dates, see summary
-        self._members: list[int | None] = []  # the ensemble member each replication ran with
+        # a replication's clearance date, whether it stayed cleared, its date back above the
+        # threshold (see summary), and the ensemble member it ran with
+        self._clearance = (_Codes(), _Codes(), _Codes())
+        self._members = _Codes()
         for run in runs:
             self._add(run)
         if not self.n:
             raise ValueError("Results: no replications")
+        self._end_block(spill=False)  # the last block (a small run's only one) stays here
 
     def _add(self, run: RunResult) -> None:
         """Take in one more replication (replication ``self.n``)."""
@@ -87,9 +196,8 @@ class Results:
         if self._keep:
             self.runs.append(run)
         self.n += 1
-        self._daily_rows.append(
-            np.ascontiguousarray(run.daily[self._daily_columns].to_numpy(dtype=float).T))
-        self._group_rows.append(self._group_series(run.by_class))
+        daily = np.ascontiguousarray(run.daily[self._daily_columns].to_numpy(dtype=float).T)
+        groups = self._group_series(run.by_class)
         if run.by_class.empty:  # its figure columns have no type: kept for the final concat
             self._class_empty[:] = [run.by_class]
         else:
@@ -100,11 +208,40 @@ class Results:
         _merge_into(self.waits, run.waits)
         for name, hist in run.segment_waits.items():
             _merge_into(self._segment_waits[name], hist)
-        self._add_figures(run.summary)
+        values, kinds = self._figure_row(run.summary)
+        self._rows.append((daily, groups, values, kinds))
+        self._row_bytes += daily.nbytes + groups.nbytes + values.nbytes + kinds.nbytes
         cl = run.summary["clearance"]
-        self._clearance.append((cl["clearance_date"], cl["stayed_cleared"],
-                                cl["back_above_threshold_date"]))
+        for codes, key in zip(self._clearance, ("clearance_date", "stayed_cleared",
+                                                "back_above_threshold_date"), strict=True):
+            codes.append(cl[key])
         self._members.append(run.summary.get("ensemble_member"))
+        if self._row_bytes >= _BLOCK_BYTES:
+            self._end_block(spill=True)
+
+    def _end_block(self, spill: bool) -> None:
+        """The replications gathered since the last block as one block (see _Blocks): daily
+        series (figures x replications x days), group series (figure and group x
+        replications x days) and figures (figures x replications: values, what each was,
+        NaN and _MISSING where a replication has not the figure)."""
+        rows, self._rows, self._row_bytes = self._rows, [], 0
+        if not rows:
+            return
+        values = np.full((len(self._columns), len(rows)), np.nan)
+        kinds = np.full(values.shape, _MISSING, dtype=np.int8)
+        for i, (_, _, v, k) in enumerate(rows):
+            values[:len(v), i], kinds[:len(k), i] = v, k
+        groups = np.stack([row[1] for row in rows], axis=2)
+        self._blocks.add(len(rows), {
+            "daily": np.stack([row[0] for row in rows], axis=1),
+            "groups": groups.reshape(-1, *groups.shape[2:]),
+            "values": values, "kinds": kinds}, spill)
+
+    def _slabs(self, part: str, k: int) -> np.ndarray:
+        """Slab ``k`` of a part (see _end_block) of every replication, in order: one daily or
+        group series, replications x days, as the rows stacked give it."""
+        return np.concatenate([self._blocks.slab(parts[part], k)
+                               for _, parts in self._blocks.blocks])
 
     def _group_series(self, by_class: pd.DataFrame) -> np.ndarray:
         """Per group figure (GROUP_FIGURES), group (_GROUPS) and day, the sums over a
@@ -128,7 +265,7 @@ class Results:
         # the memory, and gives the same floats back.
         return sums.astype(np.int32)
 
-    def _add_figures(self, summary: dict[str, Any]) -> None:
+    def _figure_row(self, summary: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """The replication's headline figures as a row (NaN where None) and what each was."""
         leaves = list(_leaves(summary))
         keys = tuple(k for k, _ in leaves)
@@ -141,22 +278,40 @@ class Results:
         kinds = np.full(len(self._columns), _MISSING, dtype=np.int8)
         kinds[self._where] = [_NONE if v is None else _BOOL if isinstance(v, bool) else _NUMBER
                               for _, v in leaves]
-        self._figure_rows.append((values, kinds))
+        return values, kinds
 
-    @cached_property
-    def _figures(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Every replication's figures: values (replications x figures, read-only, booleans
-        as 0/1, NaN where undefined), what each was (_NUMBER, ...), and the figures' keys. The
-        rows are freed as they are copied in."""
-        values = np.full((self.n, len(self._columns)), np.nan)
-        kinds = np.full(values.shape, _MISSING, dtype=np.int8)
-        rows, self._figure_rows = self._figure_rows, None
-        for i in range(self.n):
-            v, k = rows[i]
-            rows[i] = None
-            values[i, :len(v)], kinds[i, :len(k)] = v, k
-        values.flags.writeable = False
-        return values, kinds, list(self._columns)
+    def _figure(self, column: int) -> tuple[np.ndarray, np.ndarray]:
+        """One figure of every replication: its values (booleans as 0/1, NaN where undefined)
+        and what each was (_NUMBER, ...)."""
+        values, kinds = [], []
+        for rows, parts in self._blocks.blocks:
+            if column < _Blocks.slabs(parts["values"]):
+                values.append(self._blocks.slab(parts["values"], column))
+                kinds.append(self._blocks.slab(parts["kinds"], column))
+            else:  # a figure that came after this block: none of its replications has it
+                values.append(np.full(rows, np.nan))
+                kinds.append(np.full(rows, _MISSING, dtype=np.int8))
+        return np.concatenate(values), np.concatenate(kinds)
+
+    def _figure_blocks(self) -> Iterator[np.ndarray]:
+        """Every replication's figures, a block of replications at a time: replications x
+        figures (every figure any replication had, booleans as 0/1, NaN where undefined)."""
+        width = len(self._columns)
+        for rows, parts in self._blocks.blocks:
+            values = self._blocks.whole(parts["values"])
+            block = np.full((rows, width), np.nan)
+            block[:, :len(values)] = values.T
+            yield block
+
+    def replication_blocks(self) -> Iterator[pd.DataFrame]:
+        """The table :attr:`replications`, a block of rows at a time (a few thousand rows at
+        most): what writes replications.csv without holding it whole."""
+        start, columns = 0, list(self._columns)
+        for values in self._figure_blocks():
+            table = pd.DataFrame(values, columns=columns, copy=False)
+            table.insert(0, "replication", np.arange(start, start + len(values)))
+            start += len(values)
+            yield table
 
     def per_run(self, key: str) -> np.ndarray:
         """One summary figure (a dotted key such as ``by_group.trusted.True.mean_wait_days``)
@@ -164,12 +319,11 @@ class Results:
         differences paired by replication (``sim.stats.mean_ci``)."""
         if key not in self._columns:
             return np.full(self.n, np.nan)
-        return self._figures[0][:, self._columns[key]].copy()  # booleans as 0/1
+        return self._figure(self._columns[key])[0]  # booleans as 0/1
 
     def _series(self, column: str) -> np.ndarray:
         """A daily figure, replications x days (floats)."""
-        j = self._daily_columns.index(column)
-        return np.stack([row[j] for row in self._daily_rows])
+        return self._slabs("daily", self._daily_columns.index(column))
 
     @cached_property
     def daily(self) -> pd.DataFrame:
@@ -219,7 +373,7 @@ class Results:
                           key=lambda g: str(_GROUPS[g][1]))
             for g in seen:
                 for f, figure in enumerate(GROUP_FIGURES):
-                    m = np.stack([row[f, g] for row in self._group_rows])
+                    m = self._slabs("groups", f * len(_GROUPS) + g)  # counts, int32
                     mean, low, high = band(m)
                     blocks.append(((dim, str(_GROUPS[g][1]), figure),
                                    (mean, within_range(low, figure), within_range(high, figure),
@@ -248,9 +402,9 @@ class Results:
         """One row per replication, one column per headline figure of summary.json (dotted
         keys, as ``sim.solve`` and ``per_run`` name them; booleans as 0/1, undefined as NaN):
         the table the intervals, the solver's probabilities and paired comparisons use."""
-        values, _, columns = self._figures
-        # the figures' own block, read-only (a write raises rather than change the summary)
-        table = pd.DataFrame(values, columns=columns, copy=False)
+        values = np.concatenate(list(self._figure_blocks()))
+        values.flags.writeable = False  # read-only, as it has always been
+        table = pd.DataFrame(values, columns=list(self._columns), copy=False)
         table.insert(0, "replication", np.arange(self.n))
         return table
 
@@ -258,10 +412,17 @@ class Results:
     def pending_by_replication(self) -> pd.DataFrame:
         """Pending applications at each day's end, one column per replication (``r0``, ...):
         what paired comparisons of backlog curves (``python -m sim.compare``) need."""
+        dates, counts = self.pending_counts()
+        columns = {f"r{i}": row for i, row in enumerate(counts)}
+        return pd.concat([dates, pd.DataFrame(columns, index=dates.index)], axis=1)
+
+    def pending_counts(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """:attr:`pending_by_replication` in its parts, without the table (a column per
+        replication): its date column, and the counts, replications x days, in the type of
+        the table's columns (``sim.outputs.write_wide_csv`` writes them)."""
         first = self._first.daily
         dtype = first["pending"].dtype  # integer counts: exact through the floats kept
-        columns = {f"r{i}": row for i, row in enumerate(self._series("pending").astype(dtype))}
-        return pd.concat([first[["date"]], pd.DataFrame(columns, index=first.index)], axis=1)
+        return first[["date"]], self._series("pending").astype(dtype)
 
     @cached_property
     def who_waits(self) -> pd.DataFrame:
@@ -314,14 +475,14 @@ class Results:
         if self.n == 1:
             out.update(replications=1, ci95={}, predictive95={})
             return self._with_notes(out)
-        figures, kinds, _ = self._figures
         # replication 0's figures (not its booleans); a replication where one is a boolean,
         # None or missing leaves it undefined
         keys = [k for k, v in _leaves(first) if k != "ensemble_member" and not isinstance(v, bool)]
         ci, predictive = {}, {}
         for key in keys:
-            number = kinds[:, self._columns[key]] == _NUMBER
-            values = np.where(number, figures[:, self._columns[key]], np.nan)
+            figure, kinds = self._figure(self._columns[key])  # read one figure at a time
+            number = kinds == _NUMBER
+            values = np.where(number, figure, np.nan)
             mean, low, high = mean_ci(values)
             _set(out, key, None if np.isnan(mean) else mean)
             defined = int(number.sum())
@@ -339,7 +500,7 @@ class Results:
         # Day counts in `clearance` are replication means (their CIs are in ci95); the
         # clearance of the mean curve is reported apart, since the two can differ.
         cl = out["clearance"]
-        cleared, stayed, back = zip(*self._clearance, strict=True)
+        cleared, stayed, back = (list(codes) for codes in self._clearance)
         cl["cleared_in_replications"] = sum(d is not None for d in cleared)
         cl["cleared"] = all(d is not None for d in cleared)
         cl["clearance_date"] = (
