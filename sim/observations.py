@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from sim.exports import REFERENCE_YEAR, month_end
-from sim.params import DESTINATIONS
+from sim.params import DESTINATIONS, SEEDS_DIR
 from sim.studies.targets import Target, TargetsError
 
+CUSTOMS_FILE = SEEDS_DIR / "customs_magnet_exports.csv"  # the committed series
 COLUMNS = ("period", "destination", "tonnes", "kind")
 KINDS = ("reported", "derived")
 SERIES = ("total", *DESTINATIONS)
@@ -208,7 +209,8 @@ def versus(predicted: dict[str, dict[str, np.ndarray]], path: str | Path,
             out.setdefault(series, {})[month] = dict(
                 observed=o.index, tonnes=o.tonnes, kind=o.kind, mean=float(v.mean()),
                 low=float(np.percentile(v, 2.5)), high=float(np.percentile(v, 97.5)),
-                with_error_low=lo, with_error_high=hi, inside=bool(lo <= o.index <= hi))
+                with_error_low=max(lo, 0.0), with_error_high=hi,  # an index is never below 0
+                inside=bool(lo <= o.index <= hi))
     return out
 
 

@@ -223,6 +223,10 @@ def write_figures(out_dir: Path, results) -> list[str]:
         "waits": results.plot_waits,
         "who_waits": results.plot_who_waits,
     }
+    if results.summary.get("exports"):  # months shared with the customs record
+        from sim.plot_exports import run_figure
+
+        figures["exports"] = lambda: run_figure(results.summary["exports"])
     for stem, draw in figures.items():  # one figure open at a time
         save_figure(draw(), Path(out_dir) / stem, results.params.output.figure_formats)
     return list(figures)

@@ -43,7 +43,7 @@ def _shade(ax, first: str, last: str) -> None:
     start = dt.date.fromisoformat(f"{first}-01")
     y, m = map(int, last.split("-"))
     end = dt.date(y + m // 12, m % 12 + 1, 1)
-    ax.axvspan(start, end, color="#f2e6c9", zorder=0, label="months calibrated on")
+    ax.axvspan(start, end, color="#f3f0e6", zorder=0, label="months calibrated on")
 
 
 def _finish(ax, title: str) -> None:
@@ -99,3 +99,20 @@ def hindcast_figure(rows: pd.DataFrame, origins: Sequence[str], observed: pd.Dat
             _finish(ax, f"origin {origin}: {SERIES_TITLE.get(name, name)}")
     axes[0][0].legend(fontsize=7, loc="lower right")
     return fig
+
+
+def run_figure(exports: dict, calibrated: tuple[str, str] | None = ("2025-01", "2025-12"),
+               label: str = "model, 95 % band with errors") -> Figure:
+    """A run's ``summary["exports"]`` (sim.observations.versus): the observed index over the
+    band an observation should fall in (the replications plus the stated observation error
+    and discrepancy), the months the committed calibration read shaded."""
+    observed, predicted = [], []
+    for series, months in exports.items():
+        for month, r in sorted(months.items()):
+            observed.append(dict(month=month, series=series, observed=r["observed"],
+                                 kind=r["kind"]))
+            predicted.append(dict(month=month, series=series, mean=r["mean"],
+                                  low=r["with_error_low"], high=r["with_error_high"]))
+    return index_figure(pd.DataFrame(observed, columns=["month", "series", "observed", "kind"]),
+                        pd.DataFrame(predicted, columns=["month", "series", "mean", "low",
+                                                         "high"]), calibrated, label)

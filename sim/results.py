@@ -34,9 +34,10 @@ from sim.recorder import CLASS_DIMS, N_SEGMENTS, WaitHistogram, segment_labels, 
 from sim.stats import band, mean_ci, percentile_band, predictive_interval, within_range
 
 BAND_COLUMNS = ("pending", "approved", "denied", "withdrawn", "arrivals", "waiting",
-                "past_statutory_limit", "cohort_pending")
+                "past_statutory_limit", "cohort_pending", "shipments")
 GROUP_DIMS = ("destination", "trusted", "military")
-GROUP_FIGURES = ("pending", "approved", "arrivals")  # group_bands' figures, per group and day
+# group_bands' figures, per group and day
+GROUP_FIGURES = ("pending", "approved", "arrivals", "shipments")
 GROUP_NUMBERS = ("mean", "low", "high", "pred_low", "pred_high")  # group_bands' number columns
 BANDS_NOTE = ("ci95: 95 % confidence interval of the replication mean (t); "
               "predictive95: 2.5-97.5 percentiles over replications")
@@ -261,9 +262,8 @@ class Results:
                                                            len(GROUP_DIMS)),
                                      minlength=len(_GROUPS) * n_days).reshape(-1, n_days)
                          for f in GROUP_FIGURES])
-        # Counts of applications: int32 holds them exactly (no run comes near 2**31) in half
-        # the memory, and gives the same floats back.
-        return sums.astype(np.int32)
+        # Shipments are weighted (a renewal carries exports.renewal_weight of one): floats.
+        return sums
 
     def _figure_row(self, summary: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """The replication's headline figures as a row (NaN where None) and what each was."""
@@ -522,7 +522,20 @@ class Results:
             out["ensemble"] = {"file": self.params.calibration.ensemble_file,
                                "members": len(ensemble.ensemble_members(self.params)),
                                "used": list(self._members)}
+        out["exports"] = self._against_the_record(out)
         return out
+
+    def _against_the_record(self, out: dict[str, Any]) -> dict[str, Any]:
+        """China's customs exports of magnets against this run's export index, per month the
+        two share (sim.observations.versus; bands with the calibration's stated errors)."""
+        from sim import observations
+
+        index = out.get("export_index", {})
+        predicted = {series: {month: self.per_run(f"export_index.{series}.{month}")
+                              for month in index[series]}
+                     for series in ("total", "US") if series in index}
+        return observations.versus(predicted, observations.CUSTOMS_FILE,
+                                   observations.ObservationSettings())
 
     # -- plots (see sim.plotting) ----------------------------------------------------------
     def plot_backlog(self, ax=None):
