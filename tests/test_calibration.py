@@ -218,7 +218,12 @@ def test_committed_ensemble_applies_and_cites_its_targets():
     doc = yaml.safe_load(ENSEMBLE.read_text())
     prov = doc["provenance"]
     assert prov["targets_sha256"] == file_sha256(TARGETS)
-    assert prov["readings"] == [t.id for t in select_targets(load_targets(TARGETS, *HORIZON))]
+    from sim import observations as obs
+
+    series = [t for t in obs.targets(obs.load(obs.CUSTOMS_FILE), obs.ObservationSettings())
+              if t.default]
+    assert prov["readings"] == [t.id for t in [*select_targets(load_targets(TARGETS, *HORIZON)),
+                                               *series]]
     base = params("calibration.ensemble=false")
     for member in doc["members"][:20]:
         validate(keys.apply_point(base, member))  # typed and validated, or raises
@@ -296,7 +301,7 @@ def test_install_writes_each_value_on_its_own_line(tmp_path):
     source = CONFIG_DIR / "scenario" / "baseline_2025.yaml"
     point = {"arrivals.rate_per_day": 12.5, "arrivals.surges.0.size": 111.0,
              "arrivals.surges.1.decay_days": 3.25, "officials.ramp.start_date": "2025-07-01",
-             "timeline.us_hastened.date": "2025-05-02", "officials.count": 4}
+             "timeline.us_hastened.date": "2025-05-02", "officials.count": 7}
     text = install_point(source, point, "test")
     doc = yaml.safe_load(text)
     assert doc["arrivals"]["rate_per_day"] == 12.5
@@ -304,7 +309,7 @@ def test_install_writes_each_value_on_its_own_line(tmp_path):
     assert doc["arrivals"]["surges"][1]["decay_days"] == 3.25
     assert doc["officials"]["ramp"]["start_date"] == "2025-07-01"
     assert doc["timeline"]["us_hastened"]["date"] == "2025-05-02"
-    assert doc["officials"]["count"] == 4
+    assert doc["officials"]["count"] == 7
     old, new = source.read_text().split("\n"), text.split("\n")
     assert sum(line.startswith(PROVENANCE_MARK) for line in new) == 1
     changed = [n for n in new if n not in old and not n.startswith(PROVENANCE_MARK)]
