@@ -343,6 +343,13 @@ def points_table(cal: Calibration) -> pd.DataFrame:
     return table
 
 
+def _rank_words(m: hm.Settings) -> str:
+    if m.rank == 1:
+        return "largest implausibility"
+    nth = {2: "second", 3: "third"}.get(m.rank, f"{m.rank}th")
+    return f"{nth} largest implausibility (the largest at most {m.cutoff_largest})"
+
+
 def report_text(cal: Calibration) -> str:
     m, s = cal.match, cal.settings
     chosen = cal.chosen_targets
@@ -354,7 +361,7 @@ def report_text(cal: Calibration) -> str:
     parts = [
         f"# Calibration of {s.scenario} ({s.name})", "",
         f"History matching with {len(m.factors)} inputs and {len(chosen)} readings; cutoff "
-        f"{s.match.cutoff} on the largest implausibility; one run a point, then "
+        f"{s.match.cutoff} on the {_rank_words(s.match)}; one run a point, then "
         f"{s.match.replications} in all for the points one run does not put beyond "
         f"{s.match.screen_cutoff}, with an emulated realisation variance. {len(m.units)} "
         f"points simulated in {len(m.waves)} waves, {m.seconds:.0f} s. Ensemble: "
