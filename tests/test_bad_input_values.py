@@ -173,7 +173,9 @@ def test_api_refuses_sizes():
 def test_estimate_is_an_upper_estimate_of_the_baseline():
     p = sim.to_params(sim.load_config([]))
     parts = limits.estimated_applications(p)
-    assert 65_000 <= sum(parts.values()) <= 150_000  # the baseline files ~65,000 in a run
+    # the baseline (recalibrated on the customs series) files about 130,000 in a run
+    # (python -m sim: arrived 129,432); renewals and extra rounds make the estimate 3x that
+    assert 130_000 <= sum(parts.values()) <= 450_000
     assert limits.size_problem(p, 1) is None
 
 

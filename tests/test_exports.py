@@ -206,7 +206,8 @@ def test_history_match_on_a_synthetic_series_keeps_the_true_point():
     centre = sims[0].mean(axis=0)
     targets = [Target(t.id, t.group, True, t.date, t.output, float(c - 0.06), float(c + 0.06),
                       discrepancy_sd=0.03) for t, c in zip(probes, centre, strict=True)]
-    settings = hm.Settings(waves=2, points=20, replications=2, candidates=4000, seed=5, jobs=2)
+    settings = hm.Settings(waves=2, points=20, replications=2, candidates=4000, seed=5, jobs=2,
+                           rank=1)
     match = hm.history_match(base, factors, targets, list(range(len(targets))), settings)
     assert match.final_share < 0.5
     distant = np.array([[0.05, 0.95]])  # a small controlled share, slow reviews
@@ -343,7 +344,7 @@ def test_observed_versus_predicted_band_adds_the_stated_errors():
 
 def test_second_largest_implausibility_rule():
     imp = np.array([[1.0, 2.0, 3.5], [1.0, 3.2, 3.5], [0.5, 0.5, 4.5], [0.1, np.nan, 0.2]])
-    one = hm.Settings()
+    one = hm.Settings(rank=1, cutoff_largest=100.0)
     assert hm.plausible(imp, one).tolist() == [False, False, False, False]
     two = dataclasses.replace(one, rank=2, cutoff_largest=4.0)
     assert hm.plausible(imp, two).tolist() == [True, False, False, False]

@@ -228,12 +228,12 @@ def test_solver_on_the_calibrated_baseline(tmp_path):
     target = "by_group.military.False.share_decided_within_limit"
     done = run("sim.solve", ["solve.lever=officials.count", f"solve.target={target}",
                              "solve.at_least=0.9", "solve.probability=0.75", "solve.low=4",
-                             "solve.high=16", "solve.step=4", "solve.check_points=0",
+                             "solve.high=64", "solve.step=4", "solve.check_points=0",
                              "end_date=2025-06-30", "replications=4", "jobs=2",
                              f"hydra.run.dir={out}"])
     assert done.returncode == 0, done.stderr
     doc = json.loads((out / "solve.json").read_text())
-    assert doc["status"] == "solved" and 4 < doc["answer"] <= 16
+    assert doc["status"] == "solved" and 4 < doc["answer"] <= 64
     for value, meets in ((doc["answer"], True), (doc["answer"] - doc["step"], False)):
         rerun = tmp_path / f"rerun_{value}"
         done = run("sim", [*doc["overrides"], f"officials.count={value}", "output.plots=false",

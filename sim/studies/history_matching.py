@@ -151,7 +151,7 @@ class Settings:
     points: int = 100  # simulated per wave (as configs/calibrate/default.yaml)
     replications: int = 4  # per point; the realisation variance is emulated across points
     screen_cutoff: float = 5.0  # after one run, points above this get no further runs
-    candidates: int = 20000  # prior samples estimating each region's share, drawing the next wave
+    candidates: int = 50000  # prior samples estimating each region's share, drawing the next wave
     stop_ratio: float = 0.8  # stop once a wave keeps more than this share of the last region
     seed: int = 2025
     jobs: int = 1
@@ -159,8 +159,8 @@ class Settings:
     # the second largest (Vernon et al. 2010, I_2M): with tens of monthly readings one of
     # them beyond 3 is expected by chance alone, and the largest must still stay below
     # ``cutoff_largest``.
-    rank: int = 1
-    cutoff_largest: float = 100.0
+    rank: int = 2
+    cutoff_largest: float = 4.0
 
     # Upper bounds: a wave's Gaussian processes cost points**3, and each prediction over the
     # candidates a (candidates x points) matrix; beyond these a value is surely a typo.
