@@ -10,15 +10,13 @@ need of it, a row of headline figures and its daily series (numbers only, a doze
 and it sums the rest (per-class tables, wait histograms) as it goes; a whole ``RunResult`` (a
 hundred kilobytes and more) is kept only on request (``keep_runs``). The rows and series are
 gathered in blocks of a few megabytes, and every full block goes to an unnamed temporary file
-(:class:`_Blocks`), from which the tables read one figure at a time: in memory a replication
+(:class:`Blocks`), from which the tables read one figure at a time: in memory a replication
 leaves a few numbers (its clearance dates and ensemble member, coded), whatever their number.
 """
 
 from __future__ import annotations
 
 import copy
-import tempfile
-from array import array
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
@@ -31,6 +29,7 @@ from sim.clearance import clearance
 from sim.metrics import WAIT_PERCENTILES, RunResult, clearance_summary
 from sim.params import Config
 from sim.recorder import CLASS_DIMS, N_SEGMENTS, WaitHistogram, segment_labels, segment_name
+from sim.spill import Blocks, Codes
 from sim.stats import band, mean_ci, percentile_band, predictive_interval, within_range
 
 BAND_COLUMNS = ("pending", "approved", "denied", "withdrawn", "arrivals", "waiting",
@@ -48,102 +47,8 @@ _CLASS_BATCH_ROWS = 50_000
 # What a replication's headline figure was: its row of figures holds NaN for None and missing.
 _NUMBER, _NONE, _BOOL, _MISSING = range(4)
 # Replications' rows and series are gathered in blocks of about this many bytes; every full
-# block is written to a temporary file (_Blocks), the last, partial one stays in memory.
+# block is written to a temporary file (Blocks), the last, partial one stays in memory.
 _BLOCK_BYTES = 8 << 20
-
-
-class _Blocks:
-    """Arrays of replications, a block of replications at a time: each block a few named
-    parts, each part laid out slab by slab (a slab: one figure of every replication of the
-    block, contiguous), kept in memory or written to an unnamed temporary file (``tempfile``'s
-    folder: ``TMPDIR``), which has no name to leave behind whatever ends the process. A table
-    reads back one slab a block at a time."""
-
-    def __init__(self) -> None:
-        self._file = None  # created with the first block written
-        self._end = 0
-        # (replications, {part: its array (slabs x ...) or where it is (offset, shape, dtype)})
-        self.blocks: list[tuple[int, dict[str, Any]]] = []
-
-    def add(self, rows: int, parts: dict[str, np.ndarray], spill: bool) -> None:
-        if spill:
-            parts = {name: self._write(np.ascontiguousarray(a)) for name, a in parts.items()}
-        self.blocks.append((rows, parts))
-
-    @staticmethod
-    def slabs(part) -> int:
-        """A part's number of slabs."""
-        return part.shape[0] if isinstance(part, np.ndarray) else part[1][0]
-
-    def slab(self, part, k: int) -> np.ndarray:
-        """Slab ``k`` of a part (a view of one in memory)."""
-        if isinstance(part, np.ndarray):
-            return part[k]
-        offset, shape, dtype = part
-        out = np.empty(shape[1:], dtype)
-        self._read(out, offset + k * out.nbytes)
-        return out
-
-    def whole(self, part) -> np.ndarray:
-        if isinstance(part, np.ndarray):
-            return part
-        offset, shape, dtype = part
-        out = np.empty(shape, dtype)
-        self._read(out, offset)
-        return out
-
-    def _write(self, a: np.ndarray) -> tuple[int, tuple[int, ...], np.dtype]:
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="sim-replications-", buffering=0)
-        offset, data = self._end, memoryview(a).cast("B")
-        self._file.seek(offset)
-        done = 0
-        while done < len(data):
-            done += self._file.write(data[done:])
-        self._end += len(data)
-        return offset, a.shape, a.dtype
-
-    def _read(self, out: np.ndarray, offset: int) -> None:
-        if not out.nbytes:
-            return
-        view = memoryview(out).cast("B")
-        self._file.seek(offset)
-        done = 0
-        while done < len(view):
-            got = self._file.readinto(view[done:])
-            if not got:
-                raise OSError(f"the temporary file of replications ends early ({self._file.name})")
-            done += got
-
-    def __getstate__(self) -> dict[str, Any]:  # a copy (pickle) holds every block itself
-        return {"_file": None, "_end": 0,
-                "blocks": [(rows, {name: self.whole(part) for name, part in parts.items()})
-                           for rows, parts in self.blocks]}
-
-
-class _Codes:
-    """One value a replication (a date, a flag, an ensemble member), each distinct value kept
-    once and a replication's as its code (4 bytes)."""
-
-    def __init__(self) -> None:
-        self._values: list[Any] = []
-        self._index: dict[tuple[type, Any], int] = {}  # by type too: True and 1 stay apart
-        self._codes = array("i")
-
-    def append(self, value: Any) -> None:
-        key = (type(value), value)
-        code = self._index.get(key)
-        if code is None:
-            code = self._index[key] = len(self._values)
-            self._values.append(value)
-        self._codes.append(code)
-
-    def __iter__(self) -> Iterator[Any]:
-        values = self._values
-        return (values[c] for c in self._codes)
-
-    def __len__(self) -> int:
-        return len(self._codes)
 
 
 class Results:
@@ -153,7 +58,7 @@ class Results:
     arrives. With ``keep_runs`` the list ``runs`` holds every one (for a look at single
     replications: their daily tables, applications, ...); without, it stays empty, and memory
     grows by a few numbers a replication (the rest of what the tables need of one goes to a
-    temporary file, a block of replications at a time: see _Blocks).
+    temporary file, a block of replications at a time: see Blocks).
     """
 
     def __init__(self, params: Config, runs: Iterable[RunResult], keep_runs: bool = True):
@@ -168,7 +73,7 @@ class Results:
         # its bytes, and the blocks gathered (in a temporary file, but for the last)
         self._rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._row_bytes = 0
-        self._blocks = _Blocks()
+        self._blocks = Blocks()
         self._groups_seen: set[int] = set()  # indexes in _GROUPS of the groups any run had
         self._class_tables: list[pd.DataFrame] = []  # per-class tables, summed by batches
         self._class_rows = 0  # rows of those not summed yet
@@ -180,8 +85,8 @@ class Results:
         self._where = np.zeros(0, dtype=np.intp)  # ... and their columns
         # a replication's clearance date, whether it stayed cleared, its date back above the
         # threshold (see summary), and the ensemble member it ran with
-        self._clearance = (_Codes(), _Codes(), _Codes())
-        self._members = _Codes()
+        self._clearance = (Codes(), Codes(), Codes())
+        self._members = Codes()
         for run in runs:
             self._add(run)
         if not self.n:
@@ -221,7 +126,7 @@ class Results:
             self._end_block(spill=True)
 
     def _end_block(self, spill: bool) -> None:
-        """The replications gathered since the last block as one block (see _Blocks): daily
+        """The replications gathered since the last block as one block (see Blocks): daily
         series (figures x replications x days), group series (figure and group x
         replications x days) and figures (figures x replications: values, what each was,
         NaN and _MISSING where a replication has not the figure)."""
@@ -285,7 +190,7 @@ class Results:
         and what each was (_NUMBER, ...)."""
         values, kinds = [], []
         for rows, parts in self._blocks.blocks:
-            if column < _Blocks.slabs(parts["values"]):
+            if column < Blocks.slabs(parts["values"]):
                 values.append(self._blocks.slab(parts["values"], column))
                 kinds.append(self._blocks.slab(parts["kinds"], column))
             else:  # a figure that came after this block: none of its replications has it
