@@ -67,6 +67,7 @@ def test_china_calendar_gives_the_lunar_new_year_dip():
     assert mar > jan >= feb  # Spring Festival: late January and early February off
 
 
+@pytest.mark.slow
 def test_every_approval_ships_once_in_a_run():
     p = params("scenario=baseline_2025", "end_date=2025-09-30", "exports.shipping_lag_days=5",
                "exports.renewal_weight=0.5", "licence.renewal_share=0.6",
@@ -85,6 +86,7 @@ def test_every_approval_ships_once_in_a_run():
     assert total["2025-01"] == pytest.approx(total["2025-01"])  # finite
 
 
+@pytest.mark.slow
 def test_exports_settings_leave_the_queue_alone():
     """An output only: the queue is the same whatever the mapping (and in scenario=mmc)."""
     for scenario in ("mmc", "baseline_2025"):
