@@ -428,6 +428,10 @@ def pin_output_folder(argv: Sequence[str], composed: Any = None, config_name: st
         return argv
     multirun = args.multirun or any(a.lstrip("+").replace(" ", "") == "hydra.mode=MULTIRUN"
                                     for a in argv)  # the guard reads both as a sweep
+    if multirun:
+        from sim.executor import sweep_workers_end_with_parent
+
+        sweep_workers_end_with_parent()
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = [i for i, a in enumerate(argv) if a.lstrip("+").startswith(key + "=")]
     if given:

@@ -181,10 +181,52 @@ def end_with_pool_parent() -> None:
     joblib launcher runs each sweep job in a loky worker, which would otherwise run its job on
     (and then idle for minutes) after ``kill -9`` of the sweep. A thread watches the parent
     rather than PR_SET_PDEATHSIG: loky may start a worker from a thread that ends before the
-    worker should. A process started otherwise (a command line, a notebook) is left alone."""
+    worker should. A worker that starts after its pool's parent ended (killed while the worker
+    was starting) ends at once. A process started otherwise (a command line, a notebook) is left
+    alone, and so is one whose parent lives but is not the process that started it (a fork
+    server's child)."""
     parent = multiprocessing.parent_process()
-    if parent is not None and parent.pid == os.getppid():
+    if parent is None:
+        return
+    if parent.pid == os.getppid():
         watch_parent(parent.pid)
+    elif not _alive(parent.pid):
+        os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        pass
+    if Path("/proc/self/stat").exists():
+        return False  # no such process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_workers_end_with_parent() -> None:
+    """Before a sweep starts: every loky worker of the Hydra joblib launcher runs
+    :func:`end_with_pool_parent` as it starts, not only when its first job starts (a worker
+    killed with its sweep before its first job would otherwise idle on for minutes). The
+    launcher always asks joblib for its "loky" backend by name, so that name is registered
+    again, in this process only, as the same backend with this initializer."""
+    try:
+        from joblib import register_parallel_backend
+        from joblib._parallel_backends import LokyBackend
+    except ImportError:  # no joblib: no joblib launcher either
+        return
+
+    def loky_backend(**kwargs: Any) -> LokyBackend:
+        return LokyBackend(**kwargs, initializer=end_with_pool_parent)
+
+    register_parallel_backend("loky", loky_backend)
 
 
 def _run_share(fn: Callable[[Any], Any], share: Sequence[Any]) -> list:

@@ -140,6 +140,25 @@ def test_killed_joblib_sweep_leaves_no_worker(tmp_path):
         proc.wait()
 
 
+@linux_only
+@pytest.mark.slow
+def test_sweep_killed_while_its_workers_start_leaves_no_worker(tmp_path):
+    """kill -9 as soon as the loky workers exist, before any has its first job: a worker that
+    had not started yet when its parent ended ends too (it used to idle on for minutes)."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    proc = _start(["sim", "-m", "officials.count=3,4", "hydra/launcher=joblib",
+                   "hydra.launcher.n_jobs=2", "replications=1", "end_date=2025-06-30",
+                   "output.plots=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    try:
+        workers = _wait_for(lambda: [p for p in _descendants(proc.pid) if "loky" in _cmdline(p)],
+                            seconds=60)
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+        _kill_and_check(proc, workers + _descendants(proc.pid), seconds=10)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 # -- workers capped at the CPUs ---------------------------------------------------------------
 def test_workers_capped_at_cpus_unless_oversubscribed(capsys, monkeypatch):
     monkeypatch.setattr(executor, "_capped_told", set())
