@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from sim import objective, run_folder
 from sim.command_line import start_app
 from sim.config import CONFIG_DIR, ConfigError, keep_overrides, register, to_params
+from sim.spill import SpillError
 
 register()
 
@@ -112,8 +113,9 @@ def main(cfg: DictConfig) -> float | None:
         write_run(out_dir, results, app_run("python -m sim")[1])
     except OSError as err:  # a full disk, a folder gone: the earlier result is intact
         run_folder.discard(out_dir)
-        line = (f"error: could not write {out_dir} ({err.strerror or err}); nothing there "
-                "changed (an earlier result stays as it was)")
+        what = err.strerror if isinstance(err, SpillError) else \
+            f"could not write {out_dir} ({err.strerror or err})"
+        line = f"error: {what}; nothing in {out_dir} changed (an earlier result stays as it was)"
         if multirun:
             _record_error(out_dir, line)
             raise RuntimeError(line) from None

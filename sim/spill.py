@@ -12,6 +12,11 @@ from typing import Any
 import numpy as np
 
 
+class SpillError(OSError):
+    """The temporary folder could not take the replications' blocks (full, gone, read-only):
+    the message names that folder and how to choose another, not the run's folder."""
+
+
 class Blocks:
     """Arrays of replications, a block of replications at a time: each block a few named
     parts, each part laid out slab by slab (a slab: one figure of every replication of the
@@ -53,13 +58,18 @@ class Blocks:
         return out
 
     def _write(self, a: np.ndarray) -> tuple[int, tuple[int, ...], np.dtype]:
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="sim-replications-", buffering=0)
         offset, data = self._end, memoryview(a).cast("B")
-        self._file.seek(offset)
-        done = 0
-        while done < len(data):
-            done += self._file.write(data[done:])
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="sim-replications-", buffering=0)
+            self._file.seek(offset)
+            done = 0
+            while done < len(data):
+                done += self._file.write(data[done:])
+        except OSError as err:
+            raise SpillError(err.errno, f"could not write the temporary folder "
+                             f"{tempfile.gettempdir()} ({err.strerror or err}; TMPDIR chooses "
+                             "another)") from err
         self._end += len(data)
         return offset, a.shape, a.dtype
 

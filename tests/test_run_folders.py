@@ -159,6 +159,25 @@ def test_a_rerun_that_cannot_write_leaves_the_earlier_result(limit, tmp_path, ea
     assert not list(run.rglob("*.sim-tmp"))
 
 
+@pytest.mark.slow
+def test_a_full_temporary_folder_is_named_and_the_earlier_result_kept(tmp_path, earlier):
+    """Many replications spill their arrays to TMPDIR: when that fills up (a file-size limit
+    here), the line names the temporary folder, not the run's, and the run's folder is intact."""
+    run = _copy(earlier, tmp_path / "run")
+    put_user_files(run)
+    before = snapshot(run)
+    spilled_early = ("import runpy, sys; import sim.results as r; r._BLOCK_BYTES = 1 << 20; "
+                     "sys.argv[0] = 'sim'; runpy.run_module('sim', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", spilled_early, *MMC, "horizon_days=30",
+                           "replications=300", f"hydra.run.dir={run}"], cwd=tmp_path,
+                          env={**_env(), "TMPDIR": str(tmp_path)}, capture_output=True,
+                          text=True, timeout=300, preexec_fn=_limit_file_size(500_000))
+    assert proc.returncode == 1
+    line = one_error_line(proc)
+    assert f"could not write the temporary folder {tmp_path} (" in line and "TMPDIR" in line
+    assert snapshot(run) == before
+
+
 def _as_in_a_terminal() -> None:
     """Ctrl-C's disposition of a command typed at a terminal. A child inherits an ignored
     SIGINT (a background job of a non-interactive shell, e.g. a suite started with ``&``) and
