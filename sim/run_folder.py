@@ -5,8 +5,9 @@ The rules every entry point follows (``python -m sim``, a sweep, ``sim.compare``
 - A folder is **ours** for a tool when it is absent, empty, or holds the tool's manifest
   (``.sim-folder.json``: the tool and the files its last complete result wrote). A run folder
   made before manifests existed is recognised by Hydra's record of a run (``.hydra/``), a sweep
-  folder by Hydra's ``multirun.yaml``. Any other non-empty folder (a user's, or another tool's)
-  is refused in one line before anything is written: :func:`check_target`.
+  folder by Hydra's ``multirun.yaml``, when the record holds this project's settings. Any other
+  non-empty folder (a user's, another tool's, another Hydra application's) is refused in one
+  line before anything is written: :func:`check_target`.
 - While it writes, a process holds the folder's lock (``flock`` on ``.sim-folder.lock``, released
   by the kernel when the process ends, ``kill -9`` included); a second process is refused in one
   line: :func:`claim`.
@@ -43,7 +44,11 @@ _LEGACY_RUN_FILES = (
                                    "approvals_cumulative", "waits", "who_waits")
       for ext in ("png", "svg", "pdf")),
     *(f"{HYDRA_RECORD}/{name}" for name in ("config.yaml", "hydra.yaml", "overrides.yaml")))
-_OURS = (MANIFEST, LOCK, STAGING)  # our bookkeeping, in every folder we own
+_OURS = (MANIFEST, LOCK, STAGING)
+# Top-level settings only this project's configurations have (run, calibration, sensitivity,
+# solver, hindcast), and the size of a record worth reading for them
+_OUR_KEYS = {"officials", "calibrate", "sensitivity", "solve", "hindcast"}
+_RECORD_BYTES = 1 << 20  # our bookkeeping, in every folder we own
 
 # Folders this process holds the lock of: flock is per open file, so the same process claiming
 # a folder twice (the entry point, then the job inside it) must not lock itself out.
@@ -72,18 +77,33 @@ def owner(folder: Path) -> str | None:
 def _legacy_owner(folder: Path, entries: set[str]) -> str | None:
     """The tool of a folder made before manifests, by what its tool always wrote there."""
     if "multirun.yaml" in entries:
-        return "sweep"
+        return "sweep" if _ours(folder / "multirun.yaml") else None
     if "solve.json" in entries:
         return "solve"
     if "compare.csv" in entries:
         return "compare"
-    if (folder / HYDRA_RECORD).is_dir() or (folder / STAGING / HYDRA_RECORD).is_dir():
+    if any(_ours(f / HYDRA_RECORD / "config.yaml") for f in (folder, folder / STAGING)):
         if any(name.startswith("ensemble_") for name in entries):
             return "calibration"
         if entries & {"morris.csv", "sobol.csv", "sensitivity.png"}:
             return "sensitivity"
         return "run"
     return None
+
+
+def _ours(record: Path) -> bool:
+    """Whether Hydra's record ``record`` (a run's ``.hydra/config.yaml``, a sweep's
+    ``multirun.yaml``) is one of this project's: its settings have a top-level key only this
+    project's configurations have. Another Hydra application's folder is a user's folder."""
+    import yaml
+
+    try:
+        if record.stat().st_size > _RECORD_BYTES:
+            return False
+        settings = yaml.safe_load(record.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    return isinstance(settings, dict) and bool(_OUR_KEYS & set(map(str, settings)))
 
 
 def check_target(folder: Path, tool: str, setting: str) -> None:

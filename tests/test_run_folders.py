@@ -138,6 +138,24 @@ def test_a_run_folder_made_before_manifests_is_still_a_run_folder(tmp_path, earl
     assert json.loads((run / "summary.json").read_text())["seed"] == 9
 
 
+@pytest.mark.parametrize("record", [".hydra/config.yaml", "multirun.yaml"])
+def test_another_hydra_applications_folder_is_a_users_folder(record, tmp_path):
+    """Hydra's record alone does not make a folder ours: another Hydra application's run or
+    sweep folder, holding files with our names (summary.json, report.html), is refused."""
+    folder = tmp_path / "theirs"
+    (folder / record).parent.mkdir(parents=True)
+    (folder / record).write_text("model: resnet50\nlr: 0.1\n")
+    for name in ("summary.json", "report.html", "daily.csv"):
+        (folder / name).write_text("theirs")
+    before = snapshot(folder)
+    key = "hydra.sweep.dir" if record == "multirun.yaml" else "hydra.run.dir"
+    proc = sim(*(["-m"] if record == "multirun.yaml" else []), *MMC, f"{key}={folder}",
+               cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "did not write" in one_error_line(proc)
+    assert snapshot(folder) == before
+
+
 def _limit_file_size(limit: int):
     def limit_it() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
