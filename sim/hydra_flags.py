@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sim import limits
+from sim import limits, trials
 from sim.params import CONFIG_DIR
 from sim.validation import ConfigError, check_folder
 
@@ -202,6 +202,8 @@ def check_folders(hydra: dict, app: dict, multirun: bool,
     if not multirun:
         return
     subdir = str(_get(hydra, "hydra.sweep.subdir"))
+    if _numbers_trials(hydra):  # the folder each trial of an optimiser will write
+        subdir = trials.trial_subdir(subdir)
     named = subdir in ("${hydra:job.override_dirname}", "${hydra.job.override_dirname}")
     seen: dict[str, Sequence[str]] = {}
     for num, job in enumerate(jobs):
@@ -228,6 +230,14 @@ def check_folders(hydra: dict, app: dict, multirun: bool,
                               "a swept key must not be in hydra.job.config.override_dirname."
                               "exclude_keys, nor a value given twice")
         seen[folder_of] = job
+
+
+def _numbers_trials(hydra: dict) -> bool:
+    """Whether the sweep's jobs get numbered folders (:class:`sim.trials.TrialsCallback`, on
+    under a sweeper other than the basic one)."""
+    callback = (hydra.get("callbacks") or {}).get("trials") or {}
+    return (not trials.is_basic(hydra.get("sweeper")) and bool(callback.get("enabled", True))
+            and str(callback.get("_target_", "")).endswith("TrialsCallback"))
 
 
 def _check_inside(key: str, text: str, where: str = "") -> None:
@@ -342,7 +352,12 @@ _REASONS = (("could not be converted to Integer", "must be an integer"),
             ("is not a ListConfig", "must be a list [...]"),
             ("is not a DictConfig", "must be a mapping {key: value}"),
             ("is not a subclass of", "must be a mapping {key: value}"),
-            ("Could not delete from config", "no such entry to delete"))
+            ("Could not delete from config", "no such entry to delete"),
+            # OmegaConf says the same whichever way round: name both kinds
+            ("Cannot merge DictConfig with ListConfig", "must be of the kind the scenario has "
+             "there: a list [...] and a mapping {key: value} do not replace each other"),
+            ("Cannot merge ListConfig with DictConfig", "must be of the kind the scenario has "
+             "there: a list [...] and a mapping {key: value} do not replace each other"))
 
 
 def _reason(detail: str, full_key: str, reference: str) -> str:

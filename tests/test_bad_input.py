@@ -192,6 +192,13 @@ def test_command_line_refuses_bad_input(argv, key, earlier, capsys):
     _refused(argv, "config", earlier, capsys, key)
 
 
+@pytest.mark.parametrize(("override", "key"), [("timeline=[{date: 2025-06-01}]", "timeline"),
+                                             ("arrivals.surges={a: 1}", "arrivals.surges")])
+def test_a_list_for_a_mapping_says_what_is_allowed(override, key, earlier, capsys):
+    line = _refused([override], "config", earlier, capsys, key)
+    assert "a list [...] and a mapping {key: value}" in line, line
+
+
 @pytest.mark.parametrize(("tool", "argv", "key"), STUDIES,
                          ids=[f"{t} {' '.join(a)}"[:60] for t, a, _ in STUDIES])
 def test_study_tools_refuse_bad_input(tool, argv, key, earlier, capsys):
