@@ -208,7 +208,8 @@ def check_run_size(p: Config, replications: int | None = None, regimes: list | N
                                   regimes)
     if problem is not None:
         what, estimate, allowed = problem
-        about = f"about {estimate:,.0f}" if math.isfinite(estimate) else "more than 1e308"
+        about = ("more than 1e308" if not math.isfinite(estimate) else
+                 f"about {estimate:,.0f}" if estimate < 1e15 else f"about {estimate:.1e}")
         raise ConfigError(f"the run's size: {about} {what}", ConfigError.NO_VALUE, allowed)
 
 

@@ -199,6 +199,11 @@ def test_a_list_for_a_mapping_says_what_is_allowed(override, key, earlier, capsy
     assert "a list [...] and a mapping {key: value}" in line, line
 
 
+def test_a_huge_run_size_is_said_in_a_short_line(earlier, capsys):
+    line = _refused(["arrivals.rate_per_day=1e300"], "config", earlier, capsys, "run's size")
+    assert "about 1.1e+303 applications per replication" in line and len(line) < 250, line
+
+
 @pytest.mark.parametrize(("tool", "argv", "key"), STUDIES,
                          ids=[f"{t} {' '.join(a)}"[:60] for t, a, _ in STUDIES])
 def test_study_tools_refuse_bad_input(tool, argv, key, earlier, capsys):
