@@ -125,7 +125,8 @@ def document(solution, overrides: list[str], command: str) -> dict[str, Any]:
         "low": as_lever(s.low), "high": as_lever(s.high), "step": as_lever(step),
         "overrides": overrides, "replications": p.replications, "seed": p.seed,
         "scenario": p.name, "rerun": rerun,
-        "evaluations": [solution.evaluations[v].row() for v in sorted(solution.evaluations)],
+        "evaluations": [solution.evaluations[v].row(s.target)
+                        for v in sorted(solution.evaluations)],
         "monotone": solution.monotone, "command": command, "version": package_version(),
     }
 

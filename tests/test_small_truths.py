@@ -82,3 +82,34 @@ def test_documented_optuna_example_optimises_its_lever_one_folder_per_trial(tmp_
     for noise in ("setup plugin", "Study name:", "A new study created"):
         assert noise not in done.stdout + done.stderr, noise
     assert "Best value" in done.stdout + done.stderr
+
+
+# -- the solver's intervals stay inside their figure's range ----------------------------------
+def test_solver_intervals_within_the_figures_range(tmp_path):
+    """A count near 0 has a t interval reaching below 0 (three replications at 0, one at
+    4,000: -2,182 .. 4,182); solve.json, evaluations.csv and report.html cut it at 0, as
+    sweep_summary.csv and every run's tables do (sim.stats.within_range)."""
+    import numpy as np
+    import pandas as pd
+
+    from sim import solve as solve_cli
+    from sim.config import load_config, to_params
+    from sim.studies import solver
+
+    params = to_params(load_config(["scenario=mmc", "replications=4"]))
+    settings = solver.Settings(lever="officials.count", target="waiting_end", at_most=10,
+                               probability=0.75, low=4, high=5)
+    figure = np.array([0.0, 0.0, 0.0, 4000.0])
+    evaluations = {v: solver.Evaluation(v, figure, figure <= 10) for v in (4.0, 5.0)}
+    solution = solver.Solution(settings, params, "solved", "solved", 4.0, evaluations,
+                               solver.monotone_check(evaluations))
+    doc = solve_cli.document(solution, ["scenario=mmc"], "python -m sim.solve ...")
+    out = tmp_path / "solve"
+    solve_cli.write(out, solution, doc)
+    for row in json.loads((out / "solve.json").read_text())["evaluations"]:
+        assert row["ci95"][0] == 0.0 and row["ci95"][1] > 4000, row
+    rows = pd.read_csv(out / "evaluations.csv")
+    assert (rows["ci95_low"] == 0).all() and (rows["ci95_high"] > 4000).all()
+    page = (out / "report.html").read_text()
+    values_run = page.split("<h2>Values run</h2>", 1)[1].split("<img", 1)[0]
+    assert not re.search(r">\s*[-−]\s*[\d,.]+\s*<", values_run), values_run

@@ -30,7 +30,7 @@ from sim.objective import check_figure
 from sim.params import Config
 from sim.results import Results
 from sim.runner import replicate
-from sim.stats import mean_ci
+from sim.stats import mean_ci, within_range
 from sim.studies.history_matching import Limit, check_settings
 from sim.validation import ConfigError, validate
 
@@ -74,11 +74,15 @@ class Evaluation:
     def share_met(self) -> float:
         return float(self.met.mean())
 
-    def row(self) -> dict[str, Any]:
+    def row(self, target: str) -> dict[str, Any]:
+        """solve.json's and evaluations.csv's row; ``target`` names the figure, whose 95 %
+        interval is cut to its range as every table's is (:func:`sim.stats.within_range`: no
+        count below 0, no share above 1)."""
         mean, low, high = mean_ci(self.figure)
         return {"value": self.value, "share_met": self.share_met,
                 "replications_met": int(self.met.sum()), "mean": mean,
-                "ci95": [low, high], "min": float(np.nanmin(self.figure))
+                "ci95": [within_range(low, target), within_range(high, target)],
+                "min": float(np.nanmin(self.figure))
                 if np.isfinite(self.figure).any() else None,
                 "max": float(np.nanmax(self.figure))
                 if np.isfinite(self.figure).any() else None}
