@@ -129,7 +129,7 @@ def main(cfg: DictConfig) -> float | None:
         raise
     from sim.reports import summary_lines
 
-    for line in summary_lines(results.summary, params.seed):
+    for line in summary_lines(results.summary, params.seed, results.daily):
         print(line)
     print(f"report: open {out_dir / 'report.html'} in a browser")
     print(f"wrote {out_dir}")

@@ -33,6 +33,7 @@ from sim.plot_layout import (  # noqa: E402
     number_formatter,
 )
 from sim.recorder import WaitHistogram  # noqa: E402
+from sim.who_waits import RANK_BY, rank_figure, split  # noqa: E402
 
 # Okabe-Ito, pale yellow last
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000",
@@ -130,10 +131,29 @@ def _clearance(ax, params: Config, summary: dict[str, Any], last_date) -> None:
                 label=f"{backlog} backlog not cleared by {day_label(last_date)}{some}")
 
 
+def _peak(ax, dates, daily: pd.DataFrame, summary: dict[str, Any] | None) -> None:
+    """The drawn curve's peak, marked and named; with replications the curve is their mean,
+    whose peak is not the mean of their own peaks (each on its own day), named apart."""
+    pending = pd.to_numeric(daily["pending"], errors="coerce").to_numpy(dtype=float)
+    if not len(pending) or not np.isfinite(pending).any():
+        return
+    at = int(np.nanargmax(pending))
+    n = (summary or {}).get("replications", 1)
+    mean_curve = n > 1 or "pending_low" in daily
+    words = "the mean curve peaks at" if mean_curve else "peak:"
+    ax.plot([dates.iloc[at]], [pending[at]], ls="none", marker="v", ms=7, color=PALETTE[0],
+            mec="black", mew=0.6, zorder=4,
+            label=f"{words} {format_number(pending[at])} on {day_label(dates.iloc[at])}")
+    if mean_curve and (summary or {}).get("peak_pending") is not None:
+        ax.plot([], [], ls="none", label="mean of the replications' own peaks (each on its "
+                f"own day, not drawn): {format_number(summary['peak_pending'])}")
+
+
 def backlog_figure(params: Config, daily: pd.DataFrame, summary: dict[str, Any] | None = None,
                    ax=None):
-    """The backlog-clearance curve: pending applications with their bands, the clearance
-    threshold and date, and the policy events (numbered, with their key in the legend)."""
+    """The backlog-clearance curve: pending applications with their bands, the curve's peak,
+    the clearance threshold and date, and the policy events (numbered, with their key in the
+    legend)."""
     fig, ax = _axes(ax, size=(10, 6))
     dates = pd.to_datetime(daily["date"])
     predictive = predictive_label(params)
@@ -153,6 +173,7 @@ def backlog_figure(params: Config, daily: pd.DataFrame, summary: dict[str, Any] 
         ax.plot(dates, daily["held"], color=PALETTE[4], lw=1.2, ls="--",
                 label="of which held for ever (military, never reviewed)"
                 + ("" if counted else "; not counted for clearance"))
+    _peak(ax, dates, daily, summary)
     if summary is not None:
         _clearance(ax, params, summary, dates.iloc[-1])
     _band_entries(ax, "pending_low" in daily,
@@ -269,14 +290,20 @@ _QUANTILES = ("p10_wait_days", "p25_wait_days", "p50_wait_days", "p75_wait_days"
 def who_waits_figure(table: pd.DataFrame, ax=None) -> Figure:
     """Waits for a first review per group, one row each, longest waits at the top.
 
-    ``table``: one row per group (``group``, ``decisions``, ``mean_wait_days`` and
-    ``p10/p25/p50/p75/p90_wait_days``), sorted longest waits first. Whisker: 10th to 90th
-    percentile; box: 25th to 75th; tick: median; dot: mean. A group without waits says so.
+    ``table``: one row per group (``group``, ``decisions``, ``mean_wait_days``,
+    ``p10/p25/p50/p75/p90_wait_days``, and when it has them ``mean_wait_days_with_waiting`` and
+    ``held_end``), in any order: the rows are ranked here by the figure drawn as a diamond
+    (:func:`sim.who_waits.rank_figure`). Whisker: 10th to 90th percentile; box: 25th to 75th;
+    tick: median; dot: mean of the reviewed waits. A group without waits says so; groups held
+    for ever are not drawn (they have no wait), the legend says how many.
     """
-    n = len(table)
+    ranked, held = split(table)
+    n = len(ranked)
     fig, ax = _axes(ax, size=(9, 1.6 + 0.38 * max(n, 1)))
     rows = range(n)
-    for y, (_, row) in zip(rows, table.iterrows(), strict=True):
+    rank = rank_figure(ranked).to_numpy(dtype=float)
+    diamond = RANK_BY in ranked
+    for y, (_, row) in zip(rows, ranked.iterrows(), strict=True):
         p10, p25, p50, p75, p90 = (float(row[c]) for c in _QUANTILES)
         mean = float(row["mean_wait_days"])
         if np.isfinite(p10) and np.isfinite(p90):
@@ -290,25 +317,39 @@ def who_waits_figure(table: pd.DataFrame, ax=None) -> Figure:
             ax.plot([p50, p50], [y - 0.3, y + 0.3], color="black", lw=2.0, zorder=4)
         if np.isfinite(mean):
             ax.plot([mean], [y], "o", color=PALETTE[3], ms=5, zorder=5)
-        if not any(np.isfinite(v) for v in (p10, p25, p50, p75, p90, mean)):
+        if diamond and np.isfinite(rank[y]):
+            ax.plot([rank[y]], [y], "D", color=PALETTE[1], mec="black", mew=0.6, ms=6, zorder=6)
+        if not any(np.isfinite(v) for v in (p10, p25, p50, p75, p90, mean, rank[y])):
             ax.text(0, y, " no waits recorded", va="center", fontsize=8, color="dimgrey",
                     transform=ax.get_yaxis_transform())
     labels = [f"{row['group']}  ({format_number(row['decisions'])} decided)"
               if pd.notna(row["decisions"]) else str(row["group"])
-              for _, row in table.iterrows()]
+              for _, row in ranked.iterrows()]
     ax.set_yticks(list(rows), labels, fontsize=8)
     ax.set_ylim(max(n, 1) - 0.5, -0.5)  # first row (the longest waits) at the top
     ax.set_xlim(left=0)
     ax.set_xlabel("wait for a first review (days)")
-    ax.set_title("Who waits longest: wait for a first review by group")
+    by = "the mean counting those still waiting (diamond)" if diamond else "the mean (dot)"
+    ax.set_title(f"Who waits longest: wait for a first review by group\nranked by {by}",
+                 fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     # The legend explains the glyphs once, in their own styles.
     glyphs = [Line2D([], [], color=PALETTE[0], lw=1.2, marker="|", ms=8),
               Patch(facecolor=to_rgba(PALETTE[5], 0.6), edgecolor=PALETTE[0]),
               Line2D([], [], color="black", ls="none", marker="|", ms=12, mew=2.0),
               Line2D([], [], color=PALETTE[3], ls="none", marker="o", ms=5)]
-    ax.legend(glyphs, ["10th to 90th percentile", "25th to 75th percentile", "median", "mean"],
-              loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    names = ["10th to 90th percentile", "25th to 75th percentile", "median",
+             "mean of the reviewed waits"]
+    if diamond:
+        glyphs.append(Line2D([], [], color=PALETTE[1], mec="black", mew=0.6, ls="none",
+                             marker="D", ms=6))
+        names.append("mean counting those still waiting\n(a lower bound; ranks the rows)")
+    if not held.empty:
+        glyphs.append(Line2D([], [], ls="none"))
+        names.append(f"not drawn: {format_number(held['held_end'].sum())} applications\n"
+                     f"held for ever in {len(held)} groups\n(never reviewed: no wait)")
+    ax.legend(glyphs, names, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+              frameon=False)
     return fig
 
 

@@ -23,9 +23,11 @@ from typing import Any
 import pandas as pd
 
 from sim.files import atomic_write, package_version
-from sim.params import CONFIG_DIR
+
+# sections kept in their own modules (they import this one's building blocks when called)
+from sim.sources import sources_section, sources_table  # noqa: F401
 from sim.stats import figure_kind, within_range
-from sim.studies.install import value_lines
+from sim.who_waits import held_section, who_waits_section  # noqa: F401
 
 # Headline figures of a run report: (dotted key of summary.json, words).
 HEADLINE = (
@@ -36,7 +38,7 @@ HEADLINE = (
     ("pending_end", "pending at the end"),
     ("held_end", "of which held for ever (military end use)"),
     ("waiting_end", "waiting for a first review at the end"),
-    ("peak_pending", "peak pending"),
+    ("peak_pending", "peak pending (each replication's own peak, on its own day)"),
     ("clearance.days_peak_to_clearance", "days from the peak to clearance"),
     ("clearance.days_event_to_clearance", "days from the event to clearance"),
     ("clearance.backlog_end", "clearable backlog at the end"),
@@ -51,11 +53,6 @@ HEADLINE = (
     ("past_statutory_limit_end", "pending past the statutory limit at the end"),
     ("utilisation", "officials' utilisation"),
 )
-WHO_WAITS_WORDS = ("group", "arrivals", "decisions", "held", "waiting at the end",
-                   "mean wait (days)", "median wait", "90th percentile wait",
-                   "mean wait counting those still waiting", "within the statutory limit")
-SOURCE_TAGS = ("CALIBRATED", "ARTICLE", "DATA", "PROCESS", "GUESS")
-
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:62rem;
 margin:2rem auto;padding:0 1rem;color:#1b1b1b;line-height:1.45}
@@ -163,8 +160,35 @@ def provenance(summary: dict[str, Any], command: str | None) -> str:
 
 
 # -- a run -----------------------------------------------------------------------------------
-def headline_table(summary: dict[str, Any]) -> pd.DataFrame:
-    """Headline figures: mean, 95 % interval of the mean, 95 % predictive interval."""
+def mean_curve_peak(daily: pd.DataFrame | None) -> tuple[float, str] | None:
+    """The mean backlog curve's peak (the largest ``pending`` of the daily table, the curve the
+    backlog figure draws) and its first date; None without a table."""
+    if daily is None or "pending" not in daily or not len(daily):
+        return None
+    pending = pd.to_numeric(daily["pending"], errors="coerce")
+    at = int(pending.to_numpy().argmax())
+    return float(pending.iloc[at]), str(daily["date"].iloc[at])
+
+
+def _peak_rows(summary: dict[str, Any], daily: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """With replications, the mean curve's peak as a row of its own: it is not the mean of
+    the replications' peaks (each on its own day), and summary.json's ``peak_pending_date``
+    is its date."""
+    n = summary.get("replications", 1)
+    if n <= 1:
+        return []
+    peak = mean_curve_peak(daily)
+    when = peak[1] if peak else summary.get("peak_pending_date")
+    return [{"figure": "the mean curve's peak (the curve of the backlog figure)",
+             "key": "daily.csv: largest pending", "mean": (f"{number(peak[0])} on {when}"
+                                                          if peak else f"on {when}"),
+             "95 % CI of the mean": "", "95 % predictive": "", "replications": n}]
+
+
+def headline_table(summary: dict[str, Any], daily: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Headline figures: mean, 95 % interval of the mean, 95 % predictive interval. With
+    ``daily`` (the run's daily table), the mean curve's peak follows the mean of the
+    replications' peaks."""
     from sim.keys import lookup
 
     ci, pred = summary.get("ci95") or {}, summary.get("predictive95") or {}
@@ -173,6 +197,8 @@ def headline_table(summary: dict[str, Any]) -> pd.DataFrame:
         value = lookup(summary, key)
         if value is None and key not in ci:
             continue
+        if key == "peak_pending" and summary.get("replications", 1) <= 1:
+            words = f"peak pending, on {summary.get('peak_pending_date')}"  # one curve, one peak
         fmt = share if figure_kind(key) == "share" else number
         # every headline figure is a count, a duration or a share: a t interval of few
         # replications can reach past that range, so it is cut there (said under the table)
@@ -183,12 +209,14 @@ def headline_table(summary: dict[str, Any]) -> pd.DataFrame:
                      "95 % CI of the mean": f"{fmt(low)} – {fmt(high)}" if low is not None
                      else "", "95 % predictive": f"{fmt(plow)} – {fmt(phigh)}"
                      if plow is not None else "", "replications": n})
+        if key == "peak_pending":
+            rows += _peak_rows(summary, daily)
     return pd.DataFrame(rows)
 
 
-def headline_html(summary: dict[str, Any]) -> str:
+def headline_html(summary: dict[str, Any], daily: pd.DataFrame | None = None) -> str:
     """:func:`headline_table` as HTML (its cells are formatted already)."""
-    frame = headline_table(summary)
+    frame = headline_table(summary, daily)
     return table(frame, {c: esc for c in frame.columns if c != "replications"})
 
 
@@ -240,10 +268,25 @@ def _one_member(summary: dict[str, Any], n: int) -> list[str]:
             "replications=20 jobs=2"]
 
 
-def summary_lines(summary: dict[str, Any], seed: int) -> list[str]:
+def peak_line(summary: dict[str, Any], daily: pd.DataFrame | None = None) -> str:
+    """The peak in words: one run's peak and its date; with replications, the mean of the
+    replications' peaks (each on its own day) and, apart, the mean curve's peak and date."""
+    if summary.get("replications", 1) <= 1:
+        return (f"peak pending {_with_interval(summary, 'peak_pending')} on "
+                f"{summary['peak_pending_date']}")
+    peak = mean_curve_peak(daily)
+    curve = (f"the mean curve peaks at {number(peak[0])} on {peak[1]}" if peak
+             else f"the mean curve peaks on {summary['peak_pending_date']}")
+    return (f"peak pending: mean of the replications' peaks "
+            f"{_with_interval(summary, 'peak_pending')} (each on its own day); {curve}")
+
+
+def summary_lines(summary: dict[str, Any], seed: int,
+                  daily: pd.DataFrame | None = None) -> list[str]:
     """The terminal summary of a run: counts, peak, clearance (threshold, from the peak and
     the event, whether it stayed cleared), held apart, statutory compliance; with
-    replications, the mean and its 95 % interval in brackets."""
+    replications, the mean and its 95 % interval in brackets. ``daily``: the run's daily
+    table, for the mean curve's peak (without it, only its date is known)."""
     n = summary.get("replications", 1)
     t = summary["totals"]
     cl = summary["clearance"]
@@ -255,8 +298,7 @@ def summary_lines(summary: dict[str, Any], seed: int) -> list[str]:
              f"{_with_interval(summary, 'pending_end')} (held for ever "
              f"{number(summary['held_end'])}, counted "
              f"{'in' if cl.get('held_counted') else 'apart from'} the backlog)",
-             f"  peak pending {_with_interval(summary, 'peak_pending')} on "
-             f"{summary['peak_pending_date']}", f"  {summary_sentence(summary)}"]
+             f"  {peak_line(summary, daily)}", f"  {summary_sentence(summary)}"]
     if cl.get("days_peak_to_clearance") is not None:
         peak = _with_interval(summary, "clearance.days_peak_to_clearance")
         days = f"  days to clearance: {peak} from the peak"
@@ -280,29 +322,6 @@ def summary_lines(summary: dict[str, Any], seed: int) -> list[str]:
     return lines
 
 
-def sources_table(params) -> pd.DataFrame:
-    """Where each value of the scenario file comes from, by the file's own tags (CALIBRATED,
-    ARTICLE, DATA, PROCESS, GUESS), with the value that ran."""
-    from sim import keys
-
-    path = CONFIG_DIR / "scenario" / f"{params.name}.yaml"
-    if not path.is_file():
-        return pd.DataFrame(columns=["setting", "value that ran", "source", "note"])
-    lines = path.read_text().split("\n")
-    rows = []
-    for key, n in value_lines("\n".join(lines)).items():
-        comment = lines[n].partition(" #")[2].strip()
-        tag = next((t for t in SOURCE_TAGS if t in comment), None)
-        if tag is None:
-            continue
-        try:
-            value = keys.plain(keys.get(params, key))
-        except (KeyError, IndexError, ValueError, TypeError):
-            continue
-        rows.append({"setting": key, "value that ran": value, "source": tag, "note": comment})
-    return pd.DataFrame(rows)
-
-
 def run_report(out_dir: Path, results, document: dict[str, Any],
                command: str | None = None) -> Path:
     """``report.html`` of a run folder (sim.results.Results; ``document``: its summary.json
@@ -320,7 +339,7 @@ def run_report(out_dir: Path, results, document: dict[str, Any],
         sections.append(f"<p>Command: <code>{esc(command)}</code></p>")
     if summary.get("calendar_note"):
         sections.append(f"<p class=\"note\"><b>Calendar:</b> {esc(summary['calendar_note'])}</p>")
-    sections += ["<h2>Headline figures</h2>", headline_html(summary),
+    sections += ["<h2>Headline figures</h2>", headline_html(summary, results.daily),
                  '<p class="note">95 % CI of the mean: Student t over replications, cut at the '
                  "figure's possible range (no count below 0, no share above 100 %). 95 % "
                  "predictive: where one more replication would fall. Replications: how many "
@@ -375,24 +394,6 @@ def figure_file(path: Path) -> str:
             "rerun with output.plots=true to see them here.</p>")
 
 
-def who_waits_section(results, figure: Path) -> list[str]:
-    who = results.who_waits
-    if who.empty:
-        return ["<h2>Who waits longest</h2><p>No applications.</p>"]
-    columns = ["group", "arrivals", "decisions", "held_end", "waiting_end", "mean_wait_days",
-               "p50_wait_days", "p90_wait_days", "mean_wait_days_with_waiting",
-               "share_decided_within_limit"]
-    return ["<h2>Who waits longest</h2>",
-            "<p class=\"note\">Ranked by the mean wait for a first review counting those "
-            "still waiting at the end (a lower bound). Held applications (military end use "
-            "under military.policy=hold) are never reviewed and rank first. Counts are means "
-            "per replication; percentiles pool the replications.</p>",
-            table(who[columns].rename(columns=dict(zip(columns, WHO_WAITS_WORDS,
-                                                            strict=True))),
-                  {"group": esc, "within the statutory limit": share}),
-            figure_file(figure)]
-
-
 def compliance_section(summary: dict[str, Any]) -> list[str]:
     """The share of decisions within the statutory limit, overall and by group."""
     rows = [{"group": "all", "share within the limit": summary["share_decided_within_limit"],
@@ -412,23 +413,6 @@ def compliance_section(summary: dict[str, Any]) -> list[str]:
     return [f"<h2>Statutory compliance</h2><p>Decisions due within {limit} working days "
             "of acceptance.</p>",
             table(pd.DataFrame(rows), {"group": esc, "share within the limit": share})]
-
-
-def sources_section(params) -> list[str]:
-    sources = sources_table(params)
-    ensemble = params.calibration.ensemble
-    note = ("With the calibrated ensemble on, each replication draws one member, which sets "
-            "every CALIBRATED value (the values below are the representative point). "
-            if ensemble else "")
-    out = ["<h2>What is calibrated and what is a guess</h2>",
-           f"<p class=\"note\">{note}CALIBRATED: fitted to the articles' figures "
-           "(docs/calibration.md); ARTICLE, DATA, PROCESS: from the sources in seeds/; "
-           "GUESS: an assumption to vary. Settings the user set on the command line win over "
-           "all of these.</p>"]
-    if sources.empty:
-        return out + ["<p>The scenario file has no source tags.</p>"]
-    sources["value that ran"] = sources["value that ran"].map(str)
-    return out + [table(sources, {c: esc for c in sources.columns})]
 
 
 # -- a comparison, a sweep, a solution -------------------------------------------------------

@@ -203,7 +203,8 @@ def test_who_waits_figure():
     assert tops[labels[0]] > tops[labels[-1]]
     assert ax.get_xlabel() == "wait for a first review (days)"
     assert any("no waits recorded" in t.get_text() for t in ax.texts)
-    assert {"median", "mean"} <= {t.get_text() for t in ax.get_legend().get_texts()}
+    assert {"median", "mean of the reviewed waits"} <= {t.get_text()
+                                                         for t in ax.get_legend().get_texts()}
     plt.close(fig)
 
 
