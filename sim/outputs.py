@@ -187,9 +187,13 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def summary_document(params: Config, results) -> dict[str, Any]:
-    """summary.json: seed, version, headline figures (with CIs over replications), config."""
+    """summary.json: seed, version, headline figures (with CIs over replications), what a
+    replication needs to run again (:func:`sim.what_ran.record`: versions, the values each
+    ensemble member drawn ran with), config."""
+    from sim.what_ran import record
+
     return {"seed": params.seed, "version": package_version(), **results.summary,
-            "config": dataclasses.asdict(params)}
+            **record(params, results.summary), "config": dataclasses.asdict(params)}
 
 
 def is_complete(out_dir: Path) -> bool:
@@ -253,6 +257,12 @@ def write_run(out_dir: Path, results, command: str | None = None) -> Path:
     write_csv(stage / "replications.csv", results.replication_blocks(), float_format="%.17g")
     write_csv(stage / "who_waits.csv", results.who_waits)
     write_wide_csv(stage / "pending_by_replication.csv", *results.pending_counts(), "r")
+    document = summary_document(params, results)
+    if "ensemble_values" in document:  # the member and the values each replication ran with
+        from sim.what_ran import MEMBERS_FILE, write_members
+
+        write_members(stage / MEMBERS_FILE, document["ensemble"]["used"],
+                      document["ensemble_values"])
     apps = [r.applications for r in results.runs if r.applications is not None]
     if apps:
         if len(apps) > 1:
@@ -260,7 +270,6 @@ def write_run(out_dir: Path, results, command: str | None = None) -> Path:
         write_csv(stage / "applications.csv", pd.concat(apps, ignore_index=True))
     if params.output.plots:
         write_figures(stage, results)
-    document = summary_document(params, results)
     run_report(stage, results, document, command)
     write_json(stage / "summary.json", document)
     run_folder.commit(out_dir, "run", "summary.json")

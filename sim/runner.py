@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import math
 from collections.abc import Iterator
 from typing import Any
 
-from sim import ensemble, metrics
+from sim import ensemble, keys, metrics
 from sim.calendar import WorkingClock
 from sim.executor import parallel_iter
 from sim.metrics import RunResult
@@ -85,14 +86,54 @@ def figure_keys() -> frozenset[str]:
     return frozenset(flatten_figures(simulate(p).summary, booleans=True))
 
 
+def run_replication(params: Config, replication: int,
+                    members: list[dict[str, Any]] | None = None) -> RunResult:
+    """Replication ``replication`` alone, exactly as a run of many replications runs it: with
+    the ensemble member it draws when ``members`` are given (its index in the summary's
+    ``ensemble_member``), else with ``params`` as they are. Replications 0..n-1 one by one
+    give the rows of a run of n (:func:`iter_replications`)."""
+    result = simulate(ensemble.replication_params(params, replication, members),
+                      replication=replication)
+    if members:
+        result.summary["ensemble_member"] = ensemble.member_index(params.seed, replication,
+                                                                  len(members))
+    return result
+
+
 def _run_one(args: tuple[Config, int, list[dict[str, Any]] | None]) -> RunResult:
     """Replication r, with its ensemble member's parameters when an ensemble is on (drawn
     here, in the worker: a task is the scenario's parameters, shared, not a copy of them)."""
-    params, r, members = args
-    result = simulate(ensemble.replication_params(params, r, members), replication=r)
-    if members:
-        result.summary["ensemble_member"] = ensemble.member_index(params.seed, r, len(members))
-    return result
+    return run_replication(*args)
+
+
+# Settings that change neither a replication's numbers nor what it is of: left out of the
+# progress bar's label, which tells apart the runs of one notebook cell.
+_NOT_IN_LABEL = ("replications", "jobs", "resume", "executor", "output", "objective")
+_LABEL_CHARS = 70  # the label's changes, shortened beyond this (a bar fits a line)
+
+
+def run_label(params: Config) -> str:
+    """The progress bar's words for a run: the scenario and what the user set on it (the
+    settings ``calibration.keep`` names, with their values), shortened to a few whole
+    changes and how many more: e.g. ``baseline_2025 (officials.count=8, end_date=2025-08-31)``;
+    the scenario's name alone when the user set nothing on it."""
+    changes = []
+    for key in dict.fromkeys(params.calibration.keep):
+        if key.split(".")[0].startswith(_NOT_IN_LABEL):
+            continue
+        try:
+            value = keys.plain(keys.get(params, key))
+        except (KeyError, IndexError, ValueError, TypeError):
+            continue
+        text = value if isinstance(value, str) else json.dumps(value)
+        changes.append(f"{key}={text if len(text) <= 24 else text[:23] + '…'}")
+    shown: list[str] = []
+    for i, change in enumerate(changes):  # whole changes, then how many more
+        if shown and len(", ".join([*shown, change])) > _LABEL_CHARS:
+            shown.append(f"+{len(changes) - i} more")
+            break
+        shown.append(change)
+    return f"{params.name} ({', '.join(shown)})" if shown else params.name
 
 
 def iter_replications(params: Config, n: int | None = None, jobs: int | None = None,
@@ -105,7 +146,7 @@ def iter_replications(params: Config, n: int | None = None, jobs: int | None = N
     jobs = params.jobs if jobs is None else jobs
     members = ensemble.ensemble_members(params) if params.calibration.ensemble else None
     tasks = [(params, r, members) for r in range(first, first + n)]
-    return parallel_iter(_run_one, tasks, jobs, desc=f"{params.name}: replications",
+    return parallel_iter(_run_one, tasks, jobs, desc=f"{run_label(params)}: replications",
                          progress=progress, unit="rep",
                          executor=params.executor if executor is None else executor)
 
