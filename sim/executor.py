@@ -229,6 +229,97 @@ def sweep_workers_end_with_parent() -> None:
     register_parallel_backend("loky", loky_backend)
 
 
+class ExecutorError(RuntimeError):
+    """The executor could not run the tasks: one line naming the setting and its value."""
+
+
+# ExecutorConfig's default folder, which means "not chosen": submitit's pickles and logs then go
+# under the running tool's own output folder, never into the current folder (see jobs_root).
+DEFAULT_FOLDER = "outputs/executor"
+# What sbatch says of a setting it refuses (its words vary by Slurm version; matched in this
+# order, case-insensitively: "account/partition combination" is the account's fault).
+_SBATCH_REFUSALS = (("account", "account"), ("qos", "qos"), ("partition", "partition"),
+                    ("time limit", "timeout_min"), ("memory", "mem_gb"),
+                    ("cpu", "cpus_per_task"), ("processors", "cpus_per_task"))
+
+
+def _run_folder() -> Path | None:
+    """The output folder of the Hydra run (or sweep job) this process is running, if any.
+    Hydra is not imported for it: a process that has not imported it runs no Hydra app."""
+    module = sys.modules.get("hydra.core.hydra_config")
+    if module is None or not module.HydraConfig.initialized():
+        return None
+    folder = module.HydraConfig.get().runtime.get("output_dir")
+    return Path(folder) if folder else None
+
+
+def _chosen(executor: ExecutorConfig) -> bool:
+    """Whether the user chose ``executor.folder`` (not the default, nor empty)."""
+    return bool(executor.folder) and str(executor.folder) != DEFAULT_FOLDER
+
+
+def jobs_root(executor: ExecutorConfig) -> tuple[Path, bool]:
+    """Where submitit keeps a call's pickles and logs, and whether that folder is this call's
+    own (removed with the call's folder). ``executor.folder`` when set; otherwise inside the
+    running tool's output folder, in its staging area (``<run>/.staging/.submitit``: what a
+    failed attempt leaves there is cleared by the next one, and the run folder holds nothing
+    else); with no such folder (a notebook, ``sim.solve``), a new temporary folder, or for
+    Slurm, whose nodes must read it, ``~/.cache/rare-earth-licence-sim/submitit``. Never the
+    current folder."""
+    from sim.run_folder import STAGING
+
+    if _chosen(executor):
+        return Path(executor.folder), False
+    run = _run_folder()
+    if run is not None:
+        return run / STAGING / ".submitit", False
+    if executor.kind == ExecutorKind.slurm:  # a shared home, not a node's own /tmp
+        return Path.home() / ".cache" / "rare-earth-licence-sim" / "submitit", False
+    return Path(tempfile.mkdtemp(prefix="sim-submitit-")), True
+
+
+def refusal(executor: ExecutorConfig, message: str) -> str:
+    """One line for a submission the cluster refused: the setting at fault and its value when
+    sbatch's message names one, else every Slurm setting given."""
+    lines = [line.removeprefix("sbatch: error: ").strip() for line in message.splitlines()]
+    words = next((line for line in lines if line), "no reason given")  # the most specific
+    found = next((key for pattern, key in _SBATCH_REFUSALS if pattern in words.lower()), None)
+    if executor.kind == ExecutorKind.slurm and found is not None:
+        value = getattr(executor, found)
+        return (f"executor.{found}={value}: the cluster refused the jobs ({words}); set another "
+                f"on the command line or in configs/local/executor/slurm.yaml"
+                + ("; sinfo -s lists the partitions" if found == "partition" else ""))
+    given = [f"executor.{k}={getattr(executor, k)}" for k in ("partition", "account", "qos")
+             if getattr(executor, k) is not None]
+    return (f"executor={executor.kind}: the jobs could not be submitted ({words})"
+            + (f"; check {', '.join(given)}" if given else ""))
+
+
+def check_partition(setting: str, partition: str | None) -> None:
+    """Refuse (ConfigError, one line) a Slurm partition ``sinfo`` does not list, before
+    anything is submitted. Nothing is checked without ``sinfo`` or a partition given (the
+    cluster's default)."""
+    import shutil
+    import subprocess
+
+    from sim.validation import ConfigError
+
+    if not partition or shutil.which("sinfo") is None:
+        return
+    try:
+        done = subprocess.run(["sinfo", "--noheader", "--format=%P"], capture_output=True,
+                              text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return  # sbatch will say, and refusal() names the setting
+    known = sorted({p.strip().rstrip("*") for p in done.stdout.split() if p.strip()})
+    if done.returncode != 0 or not known:
+        return
+    unknown = [p for p in str(partition).split(",") if p.strip() not in known]
+    if unknown:
+        raise ConfigError(setting, partition, f"no such Slurm partition here; sinfo lists "
+                                              f"{', '.join(known)}")
+
+
 def _run_share(fn: Callable[[Any], Any], share: Sequence[Any]) -> list:
     """One submitit job: its share of the tasks, in order."""
     return [fn(task) for task in share]
@@ -255,15 +346,35 @@ def submitit_executor(executor: ExecutorConfig, folder: Path, workers: int):
 
 
 def _submitit_map(fn, tasks: list, workers: int, executor: ExecutorConfig, bar) -> list:
-    """The tasks in ``workers`` submitit jobs; their folder is removed when all succeed."""
+    """The tasks in ``workers`` submitit jobs; their folder (:func:`jobs_root`) is removed when
+    all succeed, or when they could not be submitted (a one-line :class:`ExecutorError`)."""
+    import contextlib
+    import io
     import shutil
+    import subprocess
 
-    root = Path(executor.folder)
+    from submitit.core.utils import FailedJobError
+
+    root, own_root = jobs_root(executor)
     root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=root))
+
+    def remove() -> None:
+        shutil.rmtree(root if own_root else folder, ignore_errors=True)
+        if not _chosen(executor):  # ours: nothing left where no one asked for it
+            with contextlib.suppress(OSError):
+                root.rmdir()  # when empty
+
     shares = [tasks[w::workers] for w in range(workers)]
     ex = submitit_executor(executor, folder, workers)
-    submitted = ex.map_array(_run_share, [fn] * workers, shares)
+    # submitit prints sbatch's refusal on stderr before raising it: said once, in the error
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            submitted = ex.map_array(_run_share, [fn] * workers, shares)
+    except (FailedJobError, subprocess.CalledProcessError, OSError) as err:
+        remove()
+        raise ExecutorError(refusal(executor, str(err) or said.getvalue())) from None
     counted = [False] * workers
     while not all(counted):
         for w, job in enumerate(submitted):
@@ -277,7 +388,7 @@ def _submitit_map(fn, tasks: list, workers: int, executor: ExecutorConfig, bar) 
     except Exception as err:
         raise RuntimeError(f"executor={executor.kind}: a worker job failed ({err}); its logs "
                            f"are in {folder}") from None
-    shutil.rmtree(folder, ignore_errors=True)
+    remove()
     out: list = [None] * len(tasks)
     for w, share in enumerate(results):
         out[w::workers] = share

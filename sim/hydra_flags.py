@@ -287,12 +287,19 @@ def check_logging(hydra: dict) -> None:
 
 
 def check_launcher(hydra: dict) -> None:
-    """A Slurm launcher needs a cluster: ``sbatch`` on PATH."""
-    target = str((hydra.get("launcher") or {}).get("_target_", ""))
-    if "Slurm" in target and shutil.which("sbatch") is None:
+    """A Slurm launcher needs a cluster: ``sbatch`` on PATH, and a partition it has (a sweep
+    whose submission the cluster refuses would stop with every job missing)."""
+    from sim.executor import check_partition
+
+    launcher = hydra.get("launcher") or {}
+    target = str(launcher.get("_target_", ""))
+    if "Slurm" not in target:
+        return
+    if shutil.which("sbatch") is None:
         raise ConfigError("hydra/launcher", target.rsplit(".", 1)[-1],
                           "no Slurm cluster here (no sbatch on PATH); use hydra/launcher=cores "
                           "or submitit_cores")
+    check_partition("hydra.launcher.partition", launcher.get("partition"))
 
 
 # -- Hydra's, OmegaConf's and YAML's errors as one line -----------------------------------------

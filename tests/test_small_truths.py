@@ -113,3 +113,99 @@ def test_solver_intervals_within_the_figures_range(tmp_path):
     page = (out / "report.html").read_text()
     values_run = page.split("<h2>Values run</h2>", 1)[1].split("<img", 1)[0]
     assert not re.search(r">\s*[-−]\s*[\d,.]+\s*<", values_run), values_run
+
+
+# -- submitit writes into no folder of the caller's --------------------------------------------
+@pytest.mark.slow
+def test_submitit_local_writes_nothing_into_the_current_folder(tmp_path):
+    """executor=submitit_local keeps its pickles and logs inside the run's own folder (and
+    removes them when the jobs succeed): the folder the command is started from stays empty."""
+    here, run = tmp_path / "here", tmp_path / "run"
+    here.mkdir()
+    done = _sim(["executor=submitit_local", "replications=2", "jobs=2", "end_date=2025-05-31",
+                 "output.plots=false", f"hydra.run.dir={run}"], here)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(here.iterdir()) == []
+    assert (run / "summary.json").is_file() and not list(run.rglob(".submitit"))
+
+
+def test_submitit_outside_a_run_writes_nothing_into_the_current_folder(tmp_path, monkeypatch):
+    """Called from Python (a notebook) with the default executor.folder: a temporary folder,
+    removed once the jobs succeed; nothing in the current folder."""
+    from sim.executor import jobs_root, parallel_map
+    from sim.params import ExecutorConfig, ExecutorKind
+
+    monkeypatch.chdir(tmp_path)
+    ex = ExecutorConfig(kind=ExecutorKind.submitit_local)
+    root, own = jobs_root(ex)
+    root.rmdir()
+    assert own and not root.is_relative_to(tmp_path) and not root.is_relative_to(ROOT)
+    assert parallel_map(abs, [-1, 2, -3], jobs=2, executor=ex) == [1, 2, 3]
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- a Slurm submission the cluster refuses: one line, and advice that works -------------------
+def _fake_slurm(folder: Path, partitions: str | None = None) -> str:
+    """A PATH whose sbatch refuses every job as Slurm does an unknown partition (srun: submitit
+    looks for it; sinfo: lists ``partitions`` when given)."""
+    folder.mkdir()
+    scripts = {"sbatch": "echo 'sbatch: error: invalid partition specified: nosuch' >&2\n"
+                         "echo 'sbatch: error: Batch job submission failed: Invalid partition "
+                         "name specified' >&2\nexit 1\n",
+               "srun": "exit 0\n"}
+    if partitions is not None:
+        scripts["sinfo"] = f"printf '{partitions}'\n"
+    for name, body in scripts.items():
+        (folder / name).write_text("#!/bin/sh\n" + body)
+        (folder / name).chmod(0o755)
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_slurm_refusal_is_one_line_naming_the_setting(tmp_path, monkeypatch, capsys):
+    from sim.executor import ExecutorError, parallel_map
+    from sim.params import ExecutorConfig, ExecutorKind
+
+    monkeypatch.setenv("PATH", _fake_slurm(tmp_path / "bin"))
+    ex = ExecutorConfig(kind=ExecutorKind.slurm, partition="nosuch", folder=str(tmp_path / "ex"))
+    with pytest.raises(ExecutorError) as refused:
+        parallel_map(abs, [1, -2, 3], jobs=2, executor=ex)
+    text = str(refused.value)
+    assert "\n" not in text and text.startswith("executor.partition=nosuch: "), text
+    assert "invalid partition" in text and refused.value.__cause__ is None
+    assert capsys.readouterr().err == ""  # sbatch's own lines are in the one line, not echoed
+    assert list((tmp_path / "ex").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_refused_slurm_setting_left_out_of_the_resume_advice(tmp_path):
+    out = tmp_path / "sweep"
+    done = _sim(["-m", "executor=slurm", "executor.partition=nosuch", "officials.count=3,5",
+                 "replications=2", "jobs=2", "end_date=2025-05-31", "output.plots=false",
+                 f"hydra.sweep.dir={out}"], tmp_path,
+                env={"PATH": _fake_slurm(tmp_path / "bin")})
+    assert done.returncode == 1, done.stderr[-2000:]
+    text = done.stdout + done.stderr
+    assert "Traceback" not in text and "sbatch: error" not in text, text
+    advice = [line for line in done.stdout.splitlines() if "re-run the unfinished" in line]
+    assert len(advice) == 1, done.stdout
+    command = advice[0].split(": ", 1)[1]
+    assert "executor.partition=nosuch" not in command and "resume=true" in command
+    assert "officials.count=3,5" in command and "executor=slurm" in command
+    errors = sorted(out.rglob("error.txt"))
+    assert len(errors) == 2
+    for error in errors:
+        lines = error.read_text().strip().splitlines()
+        assert len(lines) == 1 and "executor.partition=nosuch: " in lines[0], lines
+
+
+def test_unknown_slurm_partition_of_the_launcher_refused_before_anything(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    out = tmp_path / "sweep"
+    done = _sim(["-m", "hydra/launcher=slurm", "hydra.launcher.partition=nosuch",
+                 "officials.count=3,5", f"hydra.sweep.dir={out}"], tmp_path,
+                env={"PATH": _fake_slurm(tmp_path / "bin", partitions="cpu*\\ngpu\\n")})
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: hydra.launcher.partition="), lines
+    assert "nosuch" in lines[0] and "cpu, gpu" in lines[0]
+    assert not out.exists()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -67,6 +68,9 @@ EXTRA_FIGURES = ("peak_pending_date", "clearance.clearance_date",
 # Overrides that do not change a job's results (and are left out of its folder name).
 DEFAULT_EXCLUDE = ("resume", "jobs")
 DEFAULT_FIGURE = "peak_pending"
+# A failed job's message naming an executor or launcher setting refused where the jobs run
+# (sim.executor.refusal): "error: ExecutorError: executor.partition=nosuch: ..."
+_REFUSED = re.compile(r"^(?:error: )?(?:\w+: )?((?:executor|hydra\.launcher)\.\w+)=")
 
 
 @dataclass
@@ -122,11 +126,28 @@ class Sweep:
         """The summary table (pandas DataFrame), one row per job."""
         return summary_table(self)
 
+    def refused(self) -> list[str]:
+        """The overrides of this sweep's command that its failed jobs name as refused where
+        they run: an executor or launcher setting (``executor.partition=nosuch: the cluster
+        refused ...``). Such a setting changes no result, so a resume may leave it out."""
+        given = {_key(a): a for a in self.command or []}
+        found = []
+        for job in self.failed:
+            match = _REFUSED.match(job.message)
+            key = match.group(1) if match else None
+            if key in given and key not in self.keys and given[key] not in found:
+                found.append(given[key])
+        return found
+
     def resume_command(self) -> str | None:
-        """The command that re-runs the unfinished jobs of this sweep into the same folder."""
+        """The command that re-runs the unfinished jobs of this sweep into the same folder,
+        without the settings its failed jobs name as refused (:meth:`refused`): repeated, they
+        would fail again."""
         if self.command is None:
             return None
-        args = [a for a in self.command if not a.startswith(("resume=", "hydra.sweep.dir="))]
+        refused = self.refused()
+        args = [a for a in self.command if not a.startswith(("resume=", "hydra.sweep.dir="))
+                and a not in refused]
         args += ["resume=true", f"hydra.sweep.dir={self.folder}"]
         return " ".join(["python -m sim -m", *map(shlex.quote, args)])
 
@@ -413,7 +434,11 @@ def report_lines(sweep: Sweep) -> list[str]:
                          f"{job.label}: {job.message}{where}")
     lines += [f"  note: {n}" for n in sweep.notes]
     if not sweep.complete and sweep.resume_command():
-        lines.append(f"  re-run the unfinished jobs: {sweep.resume_command()}")
+        refused = sweep.refused()
+        without = (f" (without {', '.join(refused)}, refused where the jobs run: the default "
+                   "or the site's configs/local/ settings apply; give another value to choose)"
+                   if refused else "")
+        lines.append(f"  re-run the unfinished jobs{without}: {sweep.resume_command()}")
     return lines
 
 
