@@ -50,11 +50,14 @@ def member_values(params: Config, used: Iterable[int]) -> dict[int, dict[str, An
     members = ensemble.ensemble_members(params)
     out = {}
     for m in sorted(set(used)):
-        ran = keys.apply_point(params, ensemble.kept_out(params, members[m]))
+        applied = ensemble.kept_out(params, members[m])  # what the replication set
         values = {}
-        for key in members[m]:
+        for key, value in members[m].items():
+            if key in applied:
+                values[key] = value
+                continue
             try:
-                values[key] = keys.plain(keys.get(ran, key))
+                values[key] = keys.plain(keys.get(params, key))  # the run's own value
             except (KeyError, IndexError, ValueError, TypeError):
                 continue
         out[m] = values

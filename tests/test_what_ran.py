@@ -122,6 +122,19 @@ def test_solver_levers_and_sensitivity_factors_win():
             for r in range(8)} == {4.0}
 
 
+def test_a_sweeps_points_win(tmp_path):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-m", "sim", "-m", "officials.count=6,7",
+                           "end_date=2025-04-20", "replications=2", "output.plots=false",
+                           f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                           "hydra.callbacks.collect.plots=false"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for count in (6, 7):
+        (job,) = (tmp_path / "sweep").glob(f"*officials.count={count},*")
+        assert {r["officials.count"] for r in _members(job)} == {str(count)}
+
+
 # -- 2. the folder records what ran, and a replication reruns from it alone -------------------
 def test_the_folder_records_each_replications_member_and_the_versions(baseline_run):
     summary = json.loads((baseline_run / "summary.json").read_text())
