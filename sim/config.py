@@ -159,7 +159,9 @@ _ABSENT = object()  # a key the composed config does not have
 
 def keep_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """Add the settings the overrides name to ``calibration.keep``: a value the user sets wins
-    over the calibrated ensemble's member (see sim.ensemble.kept_out)."""
+    over the calibrated ensemble's member (see sim.ensemble.kept_out), even one equal to the
+    calibrated value (any other value, a scenario file's too, wins without being named:
+    sim.ensemble.user_values)."""
     names = []
     for text in overrides:
         if text.startswith("~"):  # a deletion leaves nothing to keep
