@@ -209,3 +209,26 @@ def test_unknown_slurm_partition_of_the_launcher_refused_before_anything(tmp_pat
     assert len(lines) == 1 and lines[0].startswith("error: hydra.launcher.partition="), lines
     assert "nosuch" in lines[0] and "cpu, gpu" in lines[0]
     assert not out.exists()
+
+
+# -- printouts that say what they mean -----------------------------------------------------------
+def test_help_names_the_tool_and_only_its_groups(tmp_path):
+    done = _sim(["--help"], tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = done.stdout
+    assert text.startswith("python -m sim: "), text[:200]
+    assert "__main__" not in text and "powered by Hydra" not in text
+    groups_part = text.split("== Configuration groups ==", 1)[1].split("== Config ==", 1)[0]
+    listed: dict[str, list[str]] = {}
+    group = None
+    for line in groups_part.splitlines()[1:]:
+        head, sep, rest = line.partition(": ")
+        if sep and not line.startswith(" "):
+            group, line = head, rest
+        if group is not None and line.strip():
+            listed.setdefault(group, []).extend(
+                o.replace("(default)", "").strip() for o in line.split(",") if o.strip())
+    configs = ROOT / "configs"
+    assert listed == {g: sorted(p.stem for p in (configs / g).glob("*.yaml"))
+                      for g in ("scenario", "executor")}, listed
+    assert "\nname: baseline_2025\n" in text  # the values that run follow
