@@ -157,8 +157,14 @@ def check(s: ObservationSettings, prefix: str, repo_dir: Path) -> None:
     """The settings together (types and numbers are the study's typed checks)."""
     from sim.validation import ConfigError
 
-    if not (repo_dir / s.file).is_file():
+    path = repo_dir / s.file
+    if not path.is_file():
         raise ConfigError(f"{prefix}.file", s.file, f"no such file under {repo_dir}")
+    try:  # a file that is not a series of observations is the setting's fault: name it
+        load(path)
+    except TargetsError as err:
+        reason = str(err).removeprefix(f"{path}: ")
+        raise ConfigError(f"{prefix}.file", s.file, reason) from None
     for k in ("first_month", "last_month", "check_until"):
         if not _MONTH.fullmatch(getattr(s, k)):
             raise ConfigError(f"{prefix}.{k}", getattr(s, k), "must be a month YYYY-MM")

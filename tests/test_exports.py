@@ -189,6 +189,17 @@ def test_bad_observation_settings_are_refused_naming_the_key(change, key):
         obs.check(s, "calibrate.observations", REPO_DIR)
 
 
+def test_a_file_that_is_not_observations_is_the_settings_fault(tmp_path):
+    from sim.studies.calibration import REPO_DIR
+
+    other = tmp_path / "thesis.csv"
+    other.write_text("a,b\n1,2\n")
+    s = dataclasses.replace(obs.ObservationSettings(), file=str(other))
+    with pytest.raises(ConfigError) as refused:
+        obs.check(s, "calibrate.observations", REPO_DIR)
+    assert str(refused.value).startswith(f"calibrate.observations.file='{other}': missing column")
+
+
 # -- history matching on a synthetic series ------------------------------------------------------
 @pytest.mark.slow
 def test_history_match_on_a_synthetic_series_keeps_the_true_point():

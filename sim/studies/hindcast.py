@@ -76,7 +76,7 @@ def check(s: Settings, cal: calibration.Settings) -> None:
         raise ConfigError("hindcast.origins", s.origins, "must be distinct months in order")
     if s.origins[-1] >= s.until:
         raise ConfigError("hindcast.until", s.until,
-                          f"must be after the last origin {s.origins[-1]}")
+                          f"must be after the last of hindcast.origins, {s.origins[-1]}")
     if s.origins[0] < cal.observations.first_month:
         raise ConfigError("hindcast.origins", s.origins[0], "must not be before "
                           f"calibrate.observations.first_month={cal.observations.first_month}")
