@@ -1,4 +1,8 @@
-"""Command line: ``python -m sim.compare RUN_A RUN_B [RUN_C ...] [--out DIR] [--labels ...]``.
+"""Command line: ``python -m sim.compare RUN_A RUN_B [RUN_C ...] [hydra.run.dir=DIR]
+[--labels ...]``.
+
+The output folder is given as every tool takes it, ``hydra.run.dir=DIR`` (``--out DIR`` is
+the same, kept for older commands); default ``outputs/compare/<date>/<time>/``.
 
 Paired differences between run folders under common random numbers: replication r of every
 run used the same random streams (and the same ensemble member), so each run's figure minus
@@ -28,8 +32,8 @@ RUN_FILES = ("summary.json", "replications.csv", "pending_by_replication.csv")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, as every tool refuses bad input
-        print(f"error: {message} (python -m sim.compare RUN_A RUN_B [...] [--out DIR])",
-              file=sys.stderr)
+        print(f"error: {message} (python -m sim.compare RUN_A RUN_B [...] "
+              "[hydra.run.dir=DIR])", file=sys.stderr)
         sys.exit(2)
 
 
@@ -37,7 +41,8 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m sim.compare",
                 description="Paired differences between run folders (common random numbers).")
     p.add_argument("runs", nargs="+", help="run folders; the first is the reference")
-    p.add_argument("--out", default=None, help="output folder (default outputs/compare/...)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="the output folder, as hydra.run.dir=DIR (default outputs/compare/...)")
     p.add_argument("--labels", nargs="+", default=None, help="one label per run")
     return p
 
@@ -175,12 +180,35 @@ def params_of(summary: dict[str, Any]):
     return to_params(OmegaConf.merge(OmegaConf.structured(Config), summary["config"]))
 
 
+RUN_DIR = "hydra.run.dir"
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, str]:
+    """The arguments, with the output folder from ``hydra.run.dir=DIR`` (as every tool takes
+    it) or ``--out DIR``; and the name of the setting it came from (for a refusal)."""
+    given = [a.split("=", 1)[1] for a in argv if a.startswith(RUN_DIR + "=")]
+    args = parser().parse_args([a for a in argv if not a.startswith(RUN_DIR + "=")])
+    if len(given) > 1 or (given and args.out is not None and args.out != given[0]):
+        raise ConfigError(RUN_DIR, given[-1], "give the output folder once (hydra.run.dir=DIR, "
+                                              "or --out DIR)")
+    if given:
+        if not given[0].strip():
+            raise ConfigError(RUN_DIR, given[0], "must name a folder")
+        args.out = given[0]
+        return args, RUN_DIR
+    return args, "--out"
+
+
 def main(argv: list[str] | None = None) -> int:
     from sim import plotting, reports, run_folder
     from sim.outputs import write_csv
 
     argv = sys.argv[1:] if argv is None else argv
-    args = parser().parse_args(argv)
+    try:
+        args, setting = parse(argv)
+    except ValueError as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
     try:
         if len(args.runs) < 2:
             raise ConfigError("runs", " ".join(args.runs), "give at least two run folders")
@@ -192,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         check_pairable(runs)
         out = Path(args.out) if args.out else (
             Path("outputs/compare") / f"{dt.datetime.now():%Y-%m-%d/%H-%M-%S}")
-        out = run_folder.claim(out, "compare", "--out")
+        out = run_folder.claim(out, "compare", setting)
     except ValueError as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

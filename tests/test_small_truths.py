@@ -232,3 +232,31 @@ def test_help_names_the_tool_and_only_its_groups(tmp_path):
     assert listed == {g: sorted(p.stem for p in (configs / g).glob("*.yaml"))
                       for g in ("scenario", "executor")}, listed
     assert "\nname: baseline_2025\n" in text  # the values that run follow
+
+
+# -- one way to name the output folder -----------------------------------------------------------
+def test_compare_takes_the_output_folder_as_every_tool_does():
+    from sim.compare import parse
+    from sim.validation import ConfigError
+
+    args, setting = parse(["a", "b", "hydra.run.dir=out/x", "--labels", "A", "B"])
+    assert (args.runs, args.out, args.labels, setting) == (["a", "b"], "out/x", ["A", "B"],
+                                                           "hydra.run.dir")
+    args, setting = parse(["a", "b", "--out", "out/y"])  # the older spelling, kept
+    assert (args.out, setting) == ("out/y", "--out")
+    with pytest.raises(ConfigError, match="hydra.run.dir"):
+        parse(["a", "b", "hydra.run.dir=out/x", "--out", "out/y"])
+
+
+@pytest.mark.slow
+def test_compare_writes_into_hydra_run_dir(tmp_path):
+    runs = []
+    for name, extra in (("a", []), ("b", ["officials.count=6"])):
+        runs.append(tmp_path / name)
+        done = _sim(["scenario=mmc", "horizon_days=90", "warmup_days=0", "replications=2",
+                     "output.plots=false", *extra, f"hydra.run.dir={runs[-1]}"], tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+    out = tmp_path / "a_vs_b"
+    done = _sim([*map(str, runs), f"hydra.run.dir={out}"], tmp_path, module="sim.compare")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "compare.csv").is_file() and (out / "report.html").is_file()
