@@ -260,3 +260,20 @@ def test_compare_writes_into_hydra_run_dir(tmp_path):
     done = _sim([*map(str, runs), f"hydra.run.dir={out}"], tmp_path, module="sim.compare")
     assert done.returncode == 0, done.stderr[-2000:]
     assert (out / "compare.csv").is_file() and (out / "report.html").is_file()
+
+
+def test_calibration_printout_says_one_sided_readings_in_words():
+    from sim.studies.calibration import reading_line
+
+    row = {"reading": "backlog_falling_0627", "chosen": True, "low": None, "high": 1.0,
+           "mean": 0.995, "predictive_low": 0.968, "predictive_high": 1.02,
+           "share_inside": 0.5}
+    line = reading_line(row)
+    assert line.startswith("backlog_falling_0627: ≤ 1;"), line
+    assert "None" not in line and "[" not in line
+    lower = reading_line({**row, "low": 0.8, "high": None})
+    assert lower.startswith("backlog_falling_0627: ≥ 0.8;"), lower
+    both = reading_line({**row, "low": 2000.0, "high": 29999.0, "mean": 16400.0,
+                         "predictive_low": 14300.0, "predictive_high": 18500.0})
+    assert "2,000 to 29,999; mean 16,400, 95 % predictive 14,300..18,500, 50% inside" in both
+    assert "e+" not in both

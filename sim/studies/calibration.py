@@ -36,10 +36,12 @@ from sim.studies.report import markdown_table
 from sim.studies.targets import (
     Target,
     TargetsError,
+    bounds_text,
     file_sha256,
     implausibility,
     last_date,
     load_targets,
+    number_text,
     output_values,
     select_targets,
     target_days,
@@ -266,6 +268,16 @@ def check_readings(params: Config, targets: list[Target], chosen: list[int],
                          implausibility=imp, met=imp <= match.cutoff))
     return dict(replications=len(values), seed=params.seed, rows=rows,
                 share_all_inside=float(inside[:, chosen].all(axis=1).mean()))
+
+
+def reading_line(row: dict[str, Any]) -> str:
+    """One reading of the check (a row of :func:`check_readings`) for a printout: its interval
+    in words (``≤ 1`` for a one-sided reading, never ``[None, 1.0]``), the mean and 95 %
+    predictive interval over the replications, and the share inside."""
+    return (f"{row['reading']}: {bounds_text(row['low'], row['high'])}; mean "
+            f"{number_text(row['mean'], 3)}, 95 % predictive "
+            f"{number_text(row['predictive_low'], 3)}..{number_text(row['predictive_high'], 3)},"
+            f" {row['share_inside']:.0%} inside")
 
 
 def _temporary_ensemble(members: list[dict[str, Any]]) -> str:

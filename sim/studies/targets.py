@@ -42,6 +42,27 @@ SCALES = ("linear", "log")
 REQUIRED = ("id", "group", "default", "date", "output", "low", "high", "scale")
 
 
+def number_text(x: float, digits: int = 4) -> str:
+    """A reading's number for a printout: thousands grouped (2,000; 29,999), smaller numbers to
+    ``digits`` significant digits (0.075, 1.234), never in exponent form."""
+    x = float(x)
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}" if x else "0"
+
+
+def bounds_text(low: float | None, high: float | None) -> str:
+    """A reading's interval in words: ``2,000 to 29,999``, or one-sided ``≤ 1`` / ``≥ 0.8``
+    (a missing end is no bound, not a value to print)."""
+    if low is None and high is None:
+        return "no bound"
+    if low is None:
+        return f"≤ {number_text(high)}"
+    if high is None:
+        return f"≥ {number_text(low)}"
+    return f"{number_text(low)} to {number_text(high)}"
+
+
 class TargetsError(ValueError):
     """A targets, ranges or settings file that cannot be used; the message is one line."""
 
