@@ -277,3 +277,15 @@ def test_calibration_printout_says_one_sided_readings_in_words():
                          "predictive_low": 14300.0, "predictive_high": 18500.0})
     assert "2,000 to 29,999; mean 16,400, 95 % predictive 14,300..18,500, 50% inside" in both
     assert "e+" not in both
+
+
+def test_bench_mmc_says_faster_or_slower_as_it_is():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_mmc", ROOT / "benchmarks" /
+                                                  "bench_mmc.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.speed_words(0.49, 1.0) == "2.0x faster"  # half the time per application
+    assert bench.speed_words(1.3, 1.0) == "1.3x slower"
+    assert bench.speed_words(1.0, 1.0) == "as fast"
