@@ -289,3 +289,43 @@ def test_bench_mmc_says_faster_or_slower_as_it_is():
     assert bench.speed_words(0.49, 1.0) == "2.0x faster"  # half the time per application
     assert bench.speed_words(1.3, 1.0) == "1.3x slower"
     assert bench.speed_words(1.0, 1.0) == "as fast"
+
+
+def test_sensitivity_of_a_constant_output_is_undefined_with_a_reason(monkeypatch, tmp_path):
+    """The smoke study's clearance time is undefined in every run (the backlog never clears
+    before the horizon, counted as the run's length): the same value everywhere, so no index
+    exists. It is reported as such, without SALib's 'invalid value encountered in divide' and
+    without Morris' zeros passed off as "no effect"."""
+    import warnings
+
+    import numpy as np
+    import yaml
+
+    from sim.config import load_config, to_params
+    from sim.studies import sensitivity as sens
+
+    raw = yaml.safe_load((ROOT / "configs" / "sensitivity" / "smoke.yaml").read_text())
+    s = sens.settings_from(raw)
+    base = to_params(load_config(["end_date=2025-06-30"]))
+
+    def run_points(base, s, units, label, log=None):
+        varied = 1000 + 100 * units[:, 0] + 10 * units[:, 1]  # moves with two factors
+        y = np.column_stack([np.full(len(units), 88.0), varied])
+        undefined = np.column_stack([np.ones(len(units), bool), np.zeros(len(units), bool)])
+        return y, undefined, [{} for _ in units]
+
+    monkeypatch.setattr(sens, "run_points", run_points)
+    said: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SALib's RuntimeWarning would fail the test
+        study = sens.run_study(s, base, log=said.append)
+    constant, varied = (o.key for o in s.outputs)
+    for table in (study.morris, study.sobol):
+        assert set(table["output"]) == {varied}
+    for method in ("morris", "sobol"):
+        assert "undefined in every run" in study.undefined[(method, constant)]
+    assert any(constant in line and "no morris index" in line for line in said), said
+    report = sens.report_text(study)
+    assert "No Morris index: undefined in every run (counted as the run's length)" in report
+    assert "No Sobol index" in report
+    sens.sensitivity_figure(study)  # draws the reason where the bars would be

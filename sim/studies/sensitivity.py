@@ -237,6 +237,8 @@ class Study:
     sobol: Any | None  # DataFrame: output, factor, S1, S1_conf, ST, ST_conf, rank
     runtime_s: float
     command: str = ""
+    # (method, output) -> why that output has no index (SALib was not run on it)
+    undefined: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def problem(s: Settings) -> dict[str, Any]:
@@ -257,6 +259,7 @@ def run_study(s: Settings, base: Config, log=None, command: str = "") -> Study:
     check_factors(base, s.factors)
     prob = problem(s)
     frames, morris_rows, sobol_rows = [], [], []
+    undefined_indices: dict[tuple[str, str], str] = {}
     for method in s.methods:
         if method == "morris":
             levels = s.morris.levels
@@ -277,10 +280,11 @@ def run_study(s: Settings, base: Config, log=None, command: str = "") -> Study:
             frame[f"{out.key}_undefined"] = undefined[:, j]
         frames.append(frame)
         for j, out in enumerate(s.outputs):
-            if np.isnan(y[:, j]).any():
+            why = no_index_reason(y[:, j], undefined[:, j], out)
+            if why is not None:
+                undefined_indices[(method, out.key)] = why
                 if log:
-                    log(f"  {out.key}: undefined in some runs and no `undefined` value: "
-                        f"left out of {method}")
+                    log(f"  {out.key}: no {method} index: {why}")
                 continue
             if method == "morris":
                 res = morris_analyze.analyze(prob, units, y[:, j], num_levels=levels,
@@ -303,7 +307,27 @@ def run_study(s: Settings, base: Config, log=None, command: str = "") -> Study:
     morris = _ranked(pd.DataFrame(morris_rows), "mu_star") if morris_rows else None
     sobol = _ranked(pd.DataFrame(sobol_rows), "ST") if sobol_rows else None
     points = pd.concat(frames, ignore_index=True)
-    return Study(s, base, points, morris, sobol, time.perf_counter() - t0, command)
+    return Study(s, base, points, morris, sobol, time.perf_counter() - t0, command,
+                 undefined_indices)
+
+
+def no_index_reason(y: np.ndarray, undefined: np.ndarray, out: Output) -> str | None:
+    """Why an output's sensitivity indices are undefined over a design's runs, or None.
+
+    An index divides by the output's spread: an output that is the same in every run (the
+    backlog never clears before the horizon, counted as its length; a figure no factor moves)
+    has none. Sobol's would be 0/0 (SALib warns and returns NaN), Morris' a row of zeros read
+    as "no effect" when the design only never saw one. Neither is computed; the report says
+    why."""
+    if np.isnan(y).any():
+        return "undefined in some runs and no `undefined` value for it"
+    if len(y) and np.ptp(y) == 0:
+        if undefined.all():
+            counted = ("counted as the run's length" if out.undefined == "horizon"
+                       else f"counted as {out.undefined}")
+            return f"undefined in every run ({counted}): the same value in all of them"
+        return f"the same value ({y[0]:g}) in every run: no factor moved it"
+    return None
 
 
 def _ranked(table, by: str):
@@ -338,8 +362,9 @@ def sensitivity_figure(study: Study):
             table = getattr(study, method)
             t = table[table["output"] == out].sort_values("rank", ascending=False)
             if t.empty:
-                ax.text(0.5, 0.5, "not analysed (undefined values)", ha="center",
-                        transform=ax.transAxes)
+                why = study.undefined.get((method, out), "undefined values")
+                ax.text(0.5, 0.5, textwrap.fill(f"no index: {why}", 50), ha="center",
+                        va="center", transform=ax.transAxes, fontsize=8)
                 ax.set_axis_off()
                 continue
             y = np.arange(len(t))
@@ -401,6 +426,10 @@ def report_text(study: Study) -> str:
             t = None if table is None else table[table["output"] == out.key]
             if t is not None and len(t):
                 lines += [intro, "", markdown_table(t[columns]), ""]
+        for method in s.methods:
+            why = study.undefined.get((method, out.key))
+            if why is not None:
+                lines += [f"No {method.capitalize()} index: {why}.", ""]
     return "\n".join(lines) + "\n"
 
 
