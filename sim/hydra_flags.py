@@ -77,6 +77,13 @@ def parse(argv: Sequence[str], config_name: str) -> argparse.Namespace:
         raise ConfigError("--package" if args.package is not None else "--resolve",
                           args.package if args.package is not None else ConfigError.NO_VALUE,
                           "only with --cfg job|hydra|all (it chooses what --cfg prints)")
+    if args.shell_completion:  # Hydra raises a traceback without exactly one of these
+        subcommands = [o for o in args.overrides
+                       if o.partition("=")[0] in ("install", "uninstall", "query")]
+        if len(subcommands) != 1:
+            raise ConfigError("--shell-completion", ConfigError.NO_VALUE,
+                              "needs one of install=SHELL, uninstall=SHELL or query=SHELL "
+                              "(SHELL: bash, zsh or fish)")
     if args.run and args.multirun:
         raise ConfigError("--run", ConfigError.NO_VALUE, "give --run or --multirun, not both")
     if args.config_dir is not None:
