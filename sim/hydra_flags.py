@@ -368,9 +368,9 @@ _REASONS = (("could not be converted to Integer", "must be an integer"),
             ("is not a subclass of", "must be a mapping {key: value}"),
             ("Could not delete from config", "no such entry to delete"),
             # OmegaConf says the same whichever way round: name both kinds
-            ("Cannot merge DictConfig with ListConfig", "must be of the kind the scenario has "
+            ("Cannot merge DictConfig with ListConfig", "must be of the kind the configuration has "
              "there: a list [...] and a mapping {key: value} do not replace each other"),
-            ("Cannot merge ListConfig with DictConfig", "must be of the kind the scenario has "
+            ("Cannot merge ListConfig with DictConfig", "must be of the kind the configuration has "
              "there: a list [...] and a mapping {key: value} do not replace each other"))
 
 
