@@ -130,6 +130,10 @@ def test_suspension_lapses_composes(compose):
     assert p.end_date == "2027-12-31" and p.calibration.ensemble
     assert [(s.start_date, s.elements) for s in p.arrivals.surges] == [
         ("2025-04-04", "april7"), ("2026-11-10", "october5")]  # members set surges.0
+    # the April surge it restates is the baseline's, calibrated values included (a run with
+    # calibration.ensemble=false or a user scenario built on it would run the stale one)
+    base = compose("scenario=baseline_2025")
+    assert p.arrivals.surges[0] == base.arrivals.surges[0]
     lapse = (D(2026, 11, 10) - D(2025, 4, 4)).days
     for r in policies.build_regimes(p):
         assert r.params.controls.october5 == (r.day >= lapse)
