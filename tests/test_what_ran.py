@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 import sim
+import sim.params
 from sim import ensemble
 from sim.results import flatten_figures
 from sim.runner import simulate
@@ -107,6 +108,19 @@ def test_a_scenario_restating_the_calibrated_value_leaves_it_to_the_members():
     named = sim.to_params(sim.load_config(["scenario=more_officials", "officials.count=4"]))
     assert {ensemble.replication_params(named, r, members).officials.count
             for r in range(8)} == {4}
+
+
+@pytest.mark.parametrize("scenario", sorted(
+    p.stem for p in (Path(sim.params.CONFIG_DIR) / "scenario").glob("*.yaml")))
+def test_the_projects_scenarios_leave_the_calibrated_settings_to_the_members(scenario):
+    # A scenario restating a calibrated value (a list restated whole) must follow a new
+    # calibration: a stale value would silently hold every replication at it.
+    params = sim.to_params(sim.load_config([f"scenario={scenario}"]))
+    if not params.calibration.ensemble:
+        return
+    held = {k for m in ensemble.ensemble_members(params)
+            for k in ensemble.user_values(params, m)}
+    assert held == set(), f"{scenario} holds {sorted(held)} at values of its own"
 
 
 def test_solver_levers_and_sensitivity_factors_win():
