@@ -3,8 +3,10 @@
 The representative point's values are written in place, on the lines that set them, so the
 scenario file shows the values that run (``calibration.ensemble=false``; with the ensemble on,
 each replication draws its member instead). Comments, order and layout are kept: only the value
-between a key's colon and its comment changes. The file's own ``# CALIBRATED`` comments say
-where each value comes from; a line after the header names the calibration that wrote them.
+between a key's colon and its comment changes. Where each value comes from is data, in
+``configs/sources/<scenario>.yaml`` (``sim.sources``); a line after the header names the
+calibration that wrote them. A scenario that restates a calibrated value (the April surge in
+``suspension_lapses_2026``) is kept in step by hand; a test compares the two.
 """
 
 from __future__ import annotations
