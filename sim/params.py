@@ -312,9 +312,10 @@ class CalibrationConfig:
     # the bands carry the calibrated inputs' uncertainty
     ensemble: bool = False
     ensemble_file: str = "calibrated/ensemble_baseline_2025.yaml"  # relative to configs/
-    # Settings the members must not change, so that a lever set by the user wins over the
-    # ensemble: the command line's and sim.load_config's overrides are added automatically; a
-    # scenario file that sets a calibrated input lists it here.
+    # Settings the members must not change. A value other than the calibrated scenario's wins
+    # over the members wherever it was set (sim.ensemble.kept_out); the command line's and
+    # sim.load_config's overrides are added here automatically, so that they win even at the
+    # calibrated value. A scenario file lists a setting here only to hold it at that value.
     keep: list[str] = field(default_factory=list)
 
 
