@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim import ensemble
+from sim import ensemble, who_waits
 from sim.clearance import clearance
 from sim.metrics import WAIT_PERCENTILES, RunResult, clearance_summary
 from sim.params import Config
@@ -332,7 +332,8 @@ class Results:
     @cached_property
     def who_waits(self) -> pd.DataFrame:
         """Who waits longest: one row per destination x trusted x military seen, ranked by
-        the mean wait counting those still waiting at the end (a lower bound on their mean);
+        the mean wait counting those still waiting at the end (a lower bound on their mean;
+        :mod:`sim.who_waits`), groups only held for ever last;
         percentiles of the reviewed waits pooled over replications; counts are means per
         replication."""
         summary = self.summary
@@ -357,10 +358,11 @@ class Results:
         table = pd.DataFrame(rows)
         if table.empty:
             return table
-        # Held applications are never reviewed: they wait longest of all, so they rank first.
-        rank = np.where(table["held_end"] > 0, np.inf,
-                        table["mean_wait_days_with_waiting"].fillna(-1.0))
-        return table.iloc[np.argsort(-rank, kind="stable")].reset_index(drop=True)
+        # Ranked as the report and the figure rank them; groups only held (never reviewed, no
+        # wait) last, most held first, not first with blank cells
+        ranked, held = who_waits.split(table)
+        only_held = held[~held["segment"].isin(ranked["segment"])]
+        return pd.concat([ranked, only_held], ignore_index=True)
 
     @cached_property
     def summary(self) -> dict[str, Any]:

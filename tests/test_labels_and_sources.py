@@ -151,6 +151,23 @@ def test_report_lists_held_groups_apart_with_their_count_and_age(tmp_path):
         "EU, untrusted, military", "US, untrusted, military"]
 
 
+def test_who_waits_table_is_in_the_reports_order_held_only_groups_last():
+    """who_waits.csv (Results.who_waits) ranks as the report and the figure do; groups only
+    held (never reviewed: no wait) come last, not first with blank cells."""
+    res = sim.run(["end_date=2025-06-30", "calibration.ensemble=false"], replications=1)
+    table = res.who_waits
+    ranked, held = reports_split(table)
+    only_held = held[~held["group"].isin(ranked["group"])]
+    assert len(only_held) > 0  # the baseline holds military end uses
+    assert list(table["group"]) == [*ranked["group"], *only_held["group"]]
+
+
+def reports_split(table):
+    from sim.who_waits import split
+
+    return split(table)
+
+
 # -- where each value comes from -----------------------------------------------------------------
 def committed_calibration() -> tuple[list[str], list[str]]:
     """The settings the committed calibration varies (its ranges file) and those every member
