@@ -311,5 +311,8 @@ def _check_setting(key: str, values: list[Any]) -> None:
             continue
         try:
             node(value=value)
+            # OmegaConf reads any integer as a bool (output.plots=2 is true): not here
+            if kind is bool and not isinstance(value, bool | str) and value not in (0, 1):
+                raise ValidationError("an integer other than 0 or 1")
         except ValidationError:
             raise ConfigError(key, value, wanted + (" or null" if optional else "")) from None

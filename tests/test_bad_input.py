@@ -127,6 +127,8 @@ CLI = [
     (["-m", "green_channel.mode=off,fast"], "green_channel.mode"),
     (["--config-dir", "/nonexistent/configs"], "--config-dir"),
     (["--cfg", "job", "officials.cnt=3"], "officials.cnt"),
+    (["output.plots=2"], "output.plots"),
+    (["calibration.ensemble=-1"], "calibration.ensemble"),
     (["--shell-completion"], "--shell-completion"),
     (["-sc", "install=bash", "query=bash"], "--shell-completion"),
 ]
