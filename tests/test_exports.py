@@ -304,7 +304,9 @@ def test_hindcast_smoke_run_scores_model_and_naive(tmp_path):
     import pandas as pd
 
     out = tmp_path / "hc"
-    proc = _hindcast(tmp_path, "hindcast=smoke", f"hydra.run.dir={out}")
+    # the smoke recipe with fewer points a wave: what is checked is the scoring, not the fit
+    proc = _hindcast(tmp_path, "hindcast=smoke", "calibrate.match.points=6",
+                     f"hydra.run.dir={out}")
     assert proc.returncode == 0, proc.stderr
     rows = pd.read_csv(out / "hindcast.csv")
     assert set(rows["forecast"]) == {"model", "naive"}
