@@ -63,18 +63,19 @@ class _DropSetup(logging.Filter):
         return not _SETUP_LINES.match(str(record.msg))
 
 
-def quiet_setup_logs() -> None:
+def quiet_setup_logs(optuna: bool = True) -> None:
     """Set the loggers of the plugins' set-up to WARNING and drop the Optuna sweeper's set-up
-    lines; warnings and errors still show. Called before Optuna is imported: alembic logs as
-    it is imported."""
+    lines; warnings and errors still show. alembic's level is set first: it logs as Optuna
+    imports it. ``optuna``: the sweeper is Optuna's (imported here, as it would be next)."""
     for name in _SETUP_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    try:  # Optuna's own handler sets its level to INFO when first used: set it through Optuna
-        import optuna
-    except ImportError:
-        pass
-    else:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if optuna:
+        try:  # Optuna's own handler sets its level to INFO when first used: set it in Optuna
+            import optuna as optuna_module
+        except ImportError:
+            pass
+        else:
+            optuna_module.logging.set_verbosity(optuna_module.logging.WARNING)
     sweeper = logging.getLogger(_OPTUNA_SWEEPER)
     if not any(isinstance(f, _DropSetup) for f in sweeper.filters):
         sweeper.addFilter(_DropSetup())
@@ -91,9 +92,10 @@ class TrialsCallback(Callback):
     def on_multirun_start(self, config, **kwargs: Any) -> None:
         from omegaconf import OmegaConf, read_write
 
-        if not self.enabled or is_basic(config.hydra.get("sweeper")):
+        sweeper = config.hydra.get("sweeper")
+        if not self.enabled or is_basic(sweeper):
             return
-        quiet_setup_logs()
+        quiet_setup_logs(optuna="optuna" in str(sweeper.get("_target_", "")).lower())
         subdir = str(OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"])
         if numbered(subdir):
             return
