@@ -159,6 +159,30 @@ def test_sweep_killed_while_its_workers_start_leaves_no_worker(tmp_path):
         proc.wait()
 
 
+@linux_only
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ["sim.calibrate", "calibrate=smoke"],
+    ["sim.sensitivity", "sensitivity=smoke"],
+    ["sim.hindcast", "hindcast=smoke"],
+    ["sim.solve", "solve.lever=officials.count", "solve.target=mean_wait_days",
+     "solve.at_most=5", "solve.low=2", "solve.high=10", "scenario=mmc", "horizon_days=3000",
+     "warmup_days=60", "replications=4", "jobs=2"],
+], ids=lambda a: a[0])
+def test_killed_study_leaves_no_worker(args, tmp_path):
+    """Every study's points run on the same pool as a run's replications: kill -9 of the study
+    while its workers work leaves none behind."""
+    proc = _start([*args, f"hydra.run.dir={tmp_path / 'study'}"])
+    try:
+        workers = _wait_for(lambda: len(_children(proc.pid)) >= 2 and _children(proc.pid))
+        time.sleep(0.5)  # the workers at work
+        assert proc.poll() is None, "the study ended before it could be killed"
+        _kill_and_check(proc, workers + _descendants(proc.pid))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 # -- workers capped at the CPUs ---------------------------------------------------------------
 def test_workers_capped_at_cpus_unless_oversubscribed(capsys, monkeypatch):
     monkeypatch.setattr(executor, "_capped_told", set())
