@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from sim import objective, run_folder
 from sim.command_line import start_app
 from sim.config import CONFIG_DIR, ConfigError, keep_overrides, register, to_params
+from sim.executor import ExecutorError
 from sim.spill import SpillError
 
 register()
@@ -124,6 +125,13 @@ def main(cfg: DictConfig) -> float | None:
     except KeyboardInterrupt:
         run_folder.discard(out_dir)
         raise
+    except ExecutorError as err:  # the cluster refused the jobs: its one line, not a traceback
+        run_folder.discard(out_dir)
+        if multirun:
+            _record_error(out_dir, f"error: {err}")
+            raise RuntimeError(str(err)) from None
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
     except Exception as err:
         _record_error(out_dir, f"error: {type(err).__name__}: {err}")
         raise

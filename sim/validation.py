@@ -220,6 +220,10 @@ def check_here(p: Config) -> None:
     if ex.kind == ExecutorKind.slurm and shutil.which("sbatch") is None:
         raise ConfigError("executor", "slurm", "no Slurm cluster here (no sbatch on PATH); "
                                               "use executor=local or executor=submitit_local")
+    if ex.kind == ExecutorKind.slurm:
+        from sim.executor import check_partition
+
+        check_partition("executor.partition", ex.partition)
     # local processes write no folder: one that cannot be written is refused only if used
     check_folder("executor.folder", ex.folder, written=ex.kind != ExecutorKind.local)
 

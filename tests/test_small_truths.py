@@ -211,6 +211,28 @@ def test_unknown_slurm_partition_of_the_launcher_refused_before_anything(tmp_pat
     assert not out.exists()
 
 
+@pytest.mark.slow
+def test_single_run_refused_by_slurm_is_one_line(tmp_path):
+    out = tmp_path / "run"
+    done = _sim(["executor=slurm", "executor.partition=nosuch", "replications=2", "jobs=2",
+                 "end_date=2025-05-31", "output.plots=false", f"hydra.run.dir={out}"], tmp_path,
+                env={"PATH": _fake_slurm(tmp_path / "bin")})
+    assert done.returncode == 1, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: executor.partition=nosuch: "), lines
+    assert not (out / "summary.json").exists()
+
+
+def test_unknown_slurm_partition_of_the_executor_refused_before_anything(tmp_path):
+    out = tmp_path / "run"
+    done = _sim(["executor=slurm", "executor.partition=nosuch", f"hydra.run.dir={out}"],
+                tmp_path, env={"PATH": _fake_slurm(tmp_path / "bin", partitions="cpu*\\ngpu\\n")})
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: executor.partition='nosuch': "), lines
+    assert "cpu, gpu" in lines[0] and not out.exists()
+
+
 # -- printouts that say what they mean -----------------------------------------------------------
 def test_help_names_the_tool_and_only_its_groups(tmp_path):
     done = _sim(["--help"], tmp_path, timeout=120)
