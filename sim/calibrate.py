@@ -75,9 +75,7 @@ def main(cfg: DictConfig) -> None:
               f"{cal.check['replications']} replications inside every chosen reading at once")
         for row in cal.check["rows"]:
             if row["chosen"]:
-                print(f"  {row['reading']}: [{row['low']}, {row['high']}] mean "
-                      f"{row['mean']:.3g}, 95 % predictive {row['predictive_low']:.3g}.."
-                      f"{row['predictive_high']:.3g}, {row['share_inside']:.0%} inside")
+                print("  " + calibration.reading_line(row))
     for path in installed:
         print(f"installed {path}")
     print(f"wrote {out_dir}")

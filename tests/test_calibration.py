@@ -269,6 +269,9 @@ def test_smoke_calibration_writes_everything(tmp_path):
     for name in ("report.md", "points.csv", "baseline_2025.yaml", "ensemble_baseline_2025.yaml"):
         assert (run / name).stat().st_size > 0, name
     assert "wave 1" in proc.stderr and "wave 2" in proc.stderr  # progress
+    # the check's readings in words: a one-sided reading is "≤ x" or "≥ x", never [None, x]
+    readings = [line for line in proc.stdout.splitlines() if "% inside" in line]
+    assert readings and not any("None" in line or "[" in line for line in readings), readings
     doc = yaml.safe_load((run / "ensemble_baseline_2025.yaml").read_text())
     assert {"date", "targets_sha256", "command", "runtime_s"} <= set(doc["provenance"])
     assert doc["members"]
