@@ -233,9 +233,10 @@ class ExecutorError(RuntimeError):
     """The executor could not run the tasks: one line naming the setting and its value."""
 
 
-# ExecutorConfig's default folder, which means "not chosen": submitit's pickles and logs then go
-# under the running tool's own output folder, never into the current folder (see jobs_root).
-DEFAULT_FOLDER = "outputs/executor"
+# The folder ExecutorConfig named by default before "" did; a run folder recorded then (resume,
+# compare) still means "not chosen" by it: submitit's pickles and logs go under the running
+# tool's own output folder, never into the current folder (see jobs_root).
+OLD_DEFAULT_FOLDER = "outputs/executor"
 # What sbatch says of a setting it refuses (its words vary by Slurm version; matched in this
 # order, case-insensitively: "account/partition combination" is the account's fault).
 _SBATCH_REFUSALS = (("account", "account"), ("qos", "qos"), ("partition", "partition"),
@@ -255,7 +256,7 @@ def _run_folder() -> Path | None:
 
 def _chosen(executor: ExecutorConfig) -> bool:
     """Whether the user chose ``executor.folder`` (not the default, nor empty)."""
-    return bool(executor.folder) and str(executor.folder) != DEFAULT_FOLDER
+    return bool(executor.folder) and str(executor.folder) != OLD_DEFAULT_FOLDER
 
 
 def jobs_root(executor: ExecutorConfig) -> tuple[Path, bool]:

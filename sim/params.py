@@ -334,7 +334,9 @@ class ExecutorConfig:
     (or a study's own ``jobs``) is the number of workers. Options: configs/executor/."""
 
     kind: ExecutorKind = ExecutorKind.local
-    folder: str = "outputs/executor"  # submitit's pickles and logs, a subfolder per call
+    # submitit's pickles and logs, a subfolder per call; "" (the default): inside the running
+    # tool's output folder, removed once its jobs succeed (sim.executor.jobs_root)
+    folder: str = ""
     timeout_min: int = 60  # per worker job (submitit)
     # On this machine (local, submitit_local) jobs above the CPUs this process may use run one
     # worker per CPU (said on stderr; results are the same): true starts every one asked for.

@@ -224,8 +224,10 @@ def check_here(p: Config) -> None:
         from sim.executor import check_partition
 
         check_partition("executor.partition", ex.partition)
-    # local processes write no folder: one that cannot be written is refused only if used
-    check_folder("executor.folder", ex.folder, written=ex.kind != ExecutorKind.local)
+    # local processes write no folder: one that cannot be written is refused only if used;
+    # "" is the run's own folder (sim.executor.jobs_root)
+    if ex.folder:
+        check_folder("executor.folder", ex.folder, written=ex.kind != ExecutorKind.local)
 
 
 def check_folder(key: str, folder: Any, written: bool = True) -> None:

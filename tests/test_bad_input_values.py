@@ -60,7 +60,8 @@ def earlier(tmp_path, monkeypatch):
     folder = tmp_path / "earlier"
     (folder / ".hydra").mkdir(parents=True)
     (folder / "summary.json").write_text('{"seed": 1}\n')
-    (folder / ".hydra" / "config.yaml").write_text("name: earlier\n")
+    # this project's record of a run: its settings (officials, ...)
+    (folder / ".hydra" / "config.yaml").write_text("name: earlier\nofficials: {count: 3}\n")
     return folder
 
 
