@@ -51,7 +51,7 @@ def settings_from(items: list[str]):
     from sim.studies.history_matching import check_settings
     from sim.studies.solver import Settings
 
-    fields = Settings.__dataclass_fields__
+    fields = [f.name for f in dataclasses.fields(Settings)]  # not its ClassVars (LIMITS)
     for item in items:
         name, eq, _ = item.partition("=")
         if not eq:

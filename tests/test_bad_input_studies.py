@@ -125,6 +125,16 @@ def test_solver_settings_refused_in_one_line(argv, key, tmp_path, monkeypatch, c
     assert list(tmp_path.iterdir()) == []
 
 
+def test_unknown_solver_setting_lists_only_settings(tmp_path, monkeypatch, capsys):
+    from sim import solve
+
+    monkeypatch.chdir(tmp_path)
+    assert solve.main([*SOLVE, "solve.goal=1", f"hydra.run.dir={tmp_path / 'run'}"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: solve.goal='1': no such setting; allowed: lever, target")
+    assert "LIMITS" not in line  # a class constant, not a setting
+
+
 @pytest.mark.parametrize(("tool", "argv"), [
     ("calibrate", []),
     ("calibrate", ["calibrate=smoke"]),
