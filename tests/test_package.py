@@ -62,3 +62,25 @@ def test_the_wheel_runs_from_outside_the_repository(tmp_path):
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode != 0 and "calibrate.install" in refused.stderr, refused.stderr
     assert git_status() == before  # nothing written into the source tree
+
+
+def test_ci_and_the_readme_install_the_locked_versions():
+    """The lock (constraints.txt) pins every dependency the package and its test extra name,
+    and the README's test command, which CI runs verbatim (.ci/run), installs with it."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    pinned = {norm(line.split("==")[0]) for line in (REPO / "constraints.txt").read_text()
+              .splitlines() if "==" in line and not line.startswith("#")}
+    names = {norm(re.split(r"[<>=!~;\[ ]", w, maxsplit=1)[0]) for w in wanted}
+    assert names <= pinned, sorted(names - pinned)
+    readme = (REPO / "README.md").read_text()
+    command = re.search(r"run the whole test suite:\n\n```\n(.+)\n```", readme).group(1)
+    assert "-c constraints.txt" in command and "python -m pytest" in command
+    assert (REPO / ".ci" / "run").read_text().strip().splitlines()[-1] == command
