@@ -126,10 +126,10 @@ def main(cfg: DictConfig) -> float | None:
         run_folder.discard(out_dir)
         raise
     except ExecutorError as err:  # the cluster refused the jobs: its one line, not a traceback
+        if multirun:  # the job's error.txt says it as every failed job's does (sim.studies.sweeps)
+            _record_error(out_dir, f"error: {type(err).__name__}: {err}")
+            raise
         run_folder.discard(out_dir)
-        if multirun:
-            _record_error(out_dir, f"error: {err}")
-            raise RuntimeError(str(err)) from None
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     except Exception as err:
