@@ -319,19 +319,38 @@ def test_hindcast_smoke_run_scores_model_and_naive(tmp_path):
     assert "origin 2025-05, model" in proc.stdout
 
 
-@pytest.mark.parametrize("arg, words", [
+HINDCAST_BAD = [
     ("hindcast.origins=[2025-13]", "hindcast.origins"),
     ("hindcast.replications=1", "hindcast.replications"),
     ("hindcast.until=2025-04", "hindcast.until"),
     ("+hindcast.nope=1", "hindcast.nope"),
     ("calibrate.observations.series=[Mars]", "calibrate.observations.series"),
-])
-@pytest.mark.slow
-def test_hindcast_bad_settings_one_line_nothing_written(tmp_path, arg, words):
+]
+
+
+@pytest.mark.parametrize("arg, words", HINDCAST_BAD)
+def test_hindcast_bad_settings_one_line_nothing_written(tmp_path, monkeypatch, capsys, arg,
+                                                        words):
+    """The checks python -m sim.hindcast runs before Hydra starts, in this process."""
+    from sim import hindcast as hindcast_app
+    from sim.command_line import guard
+
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "hc"
-    proc = _hindcast(tmp_path, arg, f"hydra.run.dir={out}")
+    with pytest.raises(SystemExit) as exit_:
+        guard([arg, f"hydra.run.dir={out}"], config_name="hindcast", then=hindcast_app.check)
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_hindcast_refusal_through_the_real_door(tmp_path):
+    out = tmp_path / "hc"
+    proc = _hindcast(tmp_path, "hindcast.until=2025-04", f"hydra.run.dir={out}")
     assert proc.returncode == 2, proc.stderr
-    assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "hindcast.until" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not out.exists()
 
 
