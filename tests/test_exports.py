@@ -219,7 +219,7 @@ def test_history_match_on_a_synthetic_series_keeps_the_true_point():
     centre = sims[0].mean(axis=0)
     targets = [Target(t.id, t.group, True, t.date, t.output, float(c - 0.06), float(c + 0.06),
                       discrepancy_sd=0.03) for t, c in zip(probes, centre, strict=True)]
-    settings = hm.Settings(waves=2, points=12, replications=2, candidates=4000, seed=5, jobs=2,
+    settings = hm.Settings(waves=2, points=8, replications=2, candidates=4000, seed=5, jobs=2,
                            rank=1)
     match = hm.history_match(base, factors, targets, list(range(len(targets))), settings)
     assert match.final_share < 0.5
