@@ -2,7 +2,7 @@
 
 Every run writes into a folder under pytest's ``tmp_path`` (``hydra.run.dir``) with the working
 directory there too, so nothing lands in the repository. Runs are kept short: the M/M/c check
-scenario over 300 days, or the baseline cut at 2025-07-31.
+scenario over 120 days, or the baseline cut at 2025-07-31.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-MMC = ("scenario=mmc", "horizon_days=300", "warmup_days=30")
+MMC = ("scenario=mmc", "horizon_days=120", "warmup_days=30")
 BASELINE_SHORT = ("end_date=2025-07-31",)
 RESULT_FILES = ("daily.csv", "daily_by_class.csv", "applications.csv", "backlog.png",
                 "summary.json")
@@ -82,7 +82,7 @@ def test_end_to_end_daily_csv(mmc_run):
     daily = pd.read_csv(run_dir / "daily.csv")
     needed = {"date", "arrivals", "approved", "denied", "pending", "in_review", "utilisation"}
     assert needed <= set(daily.columns)
-    assert len(daily) == 300
+    assert len(daily) == 120
     dates = pd.to_datetime(daily["date"])
     assert dates.iloc[0] == pd.Timestamp("2025-01-01")  # mmc start_date
     assert (dates.diff().dropna() == pd.Timedelta(days=1)).all()  # one row per calendar day
@@ -107,7 +107,7 @@ def test_end_to_end_summary_json(mmc_run):
     assert needed <= set(s), f"missing {needed - set(s)}"
     assert s["seed"] == s["config"]["seed"] == 20250404
     assert s["config"]["name"] == "mmc"
-    assert s["config"]["horizon_days"] == 300
+    assert s["config"]["horizon_days"] == 120
     assert s["config"]["warmup_days"] == 30
     assert s["config"]["output"]["applications"] is True
     assert 0 < s["utilisation"] <= 1
