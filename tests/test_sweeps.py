@@ -1,6 +1,6 @@
 """Sweeps, run as a user would: ``python -m sim -m ...`` in subprocesses into temporary folders.
 
-Every sweep is tiny (the M/M/c check scenario over 200 days, 2 replications, no per-run plots,
+Every sweep is tiny (the M/M/c check scenario over 100 days, 2 replications, no per-run plots,
 2-4 points) and writes under pytest's ``tmp_path`` (``hydra.sweep.dir``). The same four points
 run under the basic launcher, joblib with 2 jobs, submitit (local) and in reversed order must
 give identical numbers per point; failed and missing jobs must be listed, never dropped.
@@ -22,7 +22,7 @@ import pytest
 from sim import collect as collect_cli
 from sim.studies import sweeps
 
-BASE = ("scenario=mmc", "horizon_days=200", "warmup_days=0", "output.plots=false",
+BASE = ("scenario=mmc", "horizon_days=100", "warmup_days=0", "output.plots=false",
         "replications=2")
 POINTS = ("officials.count=5,6", "review.mean_days=0.9,1.1")
 REVERSED = ("review.mean_days=1.1,0.9", "officials.count=6,5")
@@ -127,7 +127,7 @@ def test_callback_writes_comparison_plots(basic):
 def test_folders_named_by_point_not_job_number(basic):
     _, folder = basic
     for name in table(folder)["folder"]:
-        assert name.startswith("horizon_days=200,officials.count="), name
+        assert name.startswith("horizon_days=100,officials.count="), name
         assert "resume" not in name and "jobs" not in name
 
 
@@ -243,7 +243,7 @@ def test_failed_job_under_joblib_keeps_the_others(tmp_path):
 
 def test_sweep_with_a_bad_value_starts_no_job(tmp_path):
     folder = tmp_path / "sweep"
-    proc = run_sweep(folder, "scenario=mmc", "horizon_days=200", "warmup_days=0",
+    proc = run_sweep(folder, "scenario=mmc", "horizon_days=100", "warmup_days=0",
                      "officials.count=3,0")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -281,7 +281,7 @@ def test_collect_refuses_a_folder_that_is_not_a_sweep(tmp_path, capsys):
 @pytest.mark.slow
 def test_resume_skips_finished_jobs(tmp_path):
     folder = tmp_path / "sweep"
-    first = ("scenario=mmc", "horizon_days=200", "warmup_days=0", "output.plots=false")
+    first = ("scenario=mmc", "horizon_days=100", "warmup_days=0", "output.plots=false")
     _ok(run_sweep(folder, *first, "officials.count=5,6"))
     before = {p.parent.name: p.stat().st_mtime_ns for p in folder.glob("*/summary.json")}
     assert len(before) == 2
