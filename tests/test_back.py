@@ -57,6 +57,7 @@ def differences(case: str, stored: dict[str, Any], new: dict[str, Any]) -> list[
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASE_NAMES)
 def test_back(case):
     path = regen.case_file(case)

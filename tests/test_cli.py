@@ -60,6 +60,7 @@ def mmc_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
     return proc, run_dir
 
 
+@pytest.mark.xdist_group("cli_mmc_run")  # one worker builds the module fixture once
 def test_end_to_end_prints_run_folder(mmc_run):
     proc, run_dir = mmc_run
     assert str(run_dir) in proc.stdout
@@ -67,6 +68,7 @@ def test_end_to_end_prints_run_folder(mmc_run):
     assert "scenario mmc" in proc.stdout
 
 
+@pytest.mark.xdist_group("cli_mmc_run")  # one worker builds the module fixture once
 def test_end_to_end_writes_all_files(mmc_run):
     _, run_dir = mmc_run
     for name in RESULT_FILES:
@@ -77,6 +79,7 @@ def test_end_to_end_writes_all_files(mmc_run):
     assert stray == []
 
 
+@pytest.mark.xdist_group("cli_mmc_run")  # one worker builds the module fixture once
 def test_end_to_end_daily_csv(mmc_run):
     _, run_dir = mmc_run
     daily = pd.read_csv(run_dir / "daily.csv")
@@ -90,6 +93,7 @@ def test_end_to_end_daily_csv(mmc_run):
     assert daily["utilisation"].between(0, 1).all()
 
 
+@pytest.mark.xdist_group("cli_mmc_run")  # one worker builds the module fixture once
 def test_end_to_end_applications_csv(mmc_run):
     _, run_dir = mmc_run
     apps = pd.read_csv(run_dir / "applications.csv")
@@ -98,6 +102,7 @@ def test_end_to_end_applications_csv(mmc_run):
     assert apps["id"].is_unique
 
 
+@pytest.mark.xdist_group("cli_mmc_run")  # one worker builds the module fixture once
 def test_end_to_end_summary_json(mmc_run):
     _, run_dir = mmc_run
     s = json.loads((run_dir / "summary.json").read_text())
@@ -114,6 +119,7 @@ def test_end_to_end_summary_json(mmc_run):
     assert 0 <= s["p50_wait_days"] <= s["p90_wait_days"]
 
 
+@pytest.mark.xdist_group("cli_mmc_run")  # one worker builds the module fixture once
 def test_end_to_end_files_agree(mmc_run):
     _, run_dir = mmc_run
     s = json.loads((run_dir / "summary.json").read_text())

@@ -101,6 +101,7 @@ def _same(a: Results, b: Results) -> None:
     TINY,
     ("end_date=2025-05-15", "calibration.ensemble=true"),  # classes, groups, an ensemble
 ])
+@pytest.mark.slow
 def test_blocks_in_a_file_give_the_same_results_and_files(compose, overrides, monkeypatch,
                                                           tmp_path):
     params = compose(*overrides, "output.plots=false")

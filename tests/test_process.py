@@ -428,6 +428,7 @@ def test_a_handoff_resumes_the_waiting_path_before_fire_returns():
     assert order == [7, "after fire"] and handoff.triggered and handoff.callbacks is None
 
 
+@pytest.mark.slow
 def test_a_run_leaves_no_reference_cycle_behind():
     """The model runs with the cyclic collector paused (engine.collector_paused): that is only
     sound if an application's path holds no reference cycle, so that reference counting frees

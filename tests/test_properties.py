@@ -201,6 +201,7 @@ def assert_conserved(daily: pd.DataFrame, summary: dict, by_class: pd.DataFrame 
                                       daily["pending"].to_numpy())
 
 
+@pytest.mark.slow
 @RUNS
 @given(values=random_settings())
 def test_applications_are_conserved_under_random_settings(values):

@@ -82,6 +82,7 @@ def check_self_contained(page: Page) -> None:
     assert not page.links, f"the report links elsewhere: {page.links}"
 
 
+@pytest.mark.slow
 def test_run_report(tmp_path):
     out = tmp_path / "run"
     done = subprocess.run([sys.executable, "-m", "sim", *MMC, f"hydra.run.dir={out}"],

@@ -105,6 +105,7 @@ def test_no_tool_writes_into_another_tools_folder(tmp_path, earlier):
 
 
 # -- a rerun into an earlier complete run -------------------------------------------------------
+@pytest.mark.slow
 def test_a_rerun_replaces_only_what_a_run_wrote(tmp_path, earlier):
     run = _copy(earlier, tmp_path / "run")
     put_user_files(run)

@@ -76,6 +76,8 @@ def basic(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
 
 
 # -- the summary table and plots ------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.xdist_group("sweeps_basic")  # one worker builds the module fixture once
 def test_summary_one_row_per_job(basic):
     _, folder = basic
     t = table(folder)
@@ -90,6 +92,8 @@ def test_summary_one_row_per_job(basic):
         assert (folder / name / "summary.json").is_file()
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("sweeps_basic")  # one worker builds the module fixture once
 def test_summary_columns(basic):
     _, folder = basic
     t = table(folder)
@@ -104,6 +108,8 @@ def test_summary_columns(basic):
     assert (t["utilisation_high"] <= 1).all()
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("sweeps_basic")  # one worker builds the module fixture once
 def test_summary_matches_run_folders(basic):
     _, folder = basic
     for _, row in table(folder).iterrows():
@@ -116,6 +122,8 @@ def test_summary_matches_run_folders(basic):
         assert row["mean_wait_days_high"] == pytest.approx(high, rel=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("sweeps_basic")  # one worker builds the module fixture once
 def test_callback_writes_comparison_plots(basic):
     proc, folder = basic
     assert "4 jobs (4 ok, 0 failed, 0 missing)" in proc.stdout
@@ -124,6 +132,8 @@ def test_callback_writes_comparison_plots(basic):
     assert not list(folder.rglob("*tmp"))
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("sweeps_basic")  # one worker builds the module fixture once
 def test_folders_named_by_point_not_job_number(basic):
     _, folder = basic
     for name in table(folder)["folder"]:
@@ -132,6 +142,7 @@ def test_folders_named_by_point_not_job_number(basic):
 
 
 # -- launchers and order give the same numbers ----------------------------------------------------
+@pytest.mark.xdist_group("sweeps_basic")  # one worker builds the module fixture once
 @pytest.mark.slow
 def test_joblib_two_jobs_same_numbers(basic, tmp_path):
     _, reference = basic
@@ -142,6 +153,7 @@ def test_joblib_two_jobs_same_numbers(basic, tmp_path):
     assert daily_files(folder) == daily_files(reference)
 
 
+@pytest.mark.xdist_group("sweeps_basic")  # one worker builds the module fixture once
 @pytest.mark.slow
 def test_submitit_local_same_numbers(basic, tmp_path):
     _, reference = basic
@@ -154,6 +166,7 @@ def test_submitit_local_same_numbers(basic, tmp_path):
     assert daily_files(folder) == daily_files(reference)
 
 
+@pytest.mark.xdist_group("sweeps_basic")  # one worker builds the module fixture once
 @pytest.mark.slow
 def test_point_order_does_not_change_results(basic, tmp_path):
     _, reference = basic
@@ -251,6 +264,8 @@ def test_sweep_with_a_bad_value_starts_no_job(tmp_path):
     assert not folder.exists()
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("sweeps_basic")  # one worker builds the module fixture once
 def test_collect_lists_missing_jobs(basic, tmp_path, capsys):
     _, reference = basic
     folder = tmp_path / "sweep"

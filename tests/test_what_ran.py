@@ -71,6 +71,8 @@ def _members(folder: Path) -> list[dict[str, str]]:
 
 
 # -- 1. a user's scenario file wins over the members ------------------------------------------
+@pytest.mark.slow
+@pytest.mark.xdist_group("what_ran_runs")  # one worker builds the module fixture once
 def test_a_user_scenario_files_values_run_in_every_replication(user_run, baseline_run):
     daily = pd.read_csv(user_run / "daily.csv")
     # the replications' mean is 8 on every day only if every replication had 8, every day
@@ -136,6 +138,7 @@ def test_solver_levers_and_sensitivity_factors_win():
             for r in range(8)} == {4.0}
 
 
+@pytest.mark.slow
 def test_a_sweeps_points_win(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     proc = subprocess.run([sys.executable, "-m", "sim", "-m", "officials.count=6,7",
@@ -150,6 +153,8 @@ def test_a_sweeps_points_win(tmp_path):
 
 
 # -- 2. the folder records what ran, and a replication reruns from it alone -------------------
+@pytest.mark.slow
+@pytest.mark.xdist_group("what_ran_runs")  # one worker builds the module fixture once
 def test_the_folder_records_each_replications_member_and_the_versions(baseline_run):
     summary = json.loads((baseline_run / "summary.json").read_text())
     assert set(summary["versions"]) >= {"python", "numpy", "scipy", "simpy", "pandas",
@@ -188,6 +193,8 @@ def _row_text(result, header: list[str], replication: int) -> str:
     return ",".join(cells)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("what_ran_runs")  # one worker builds the module fixture once
 @pytest.mark.parametrize("replication", [1])
 def test_a_replication_reruns_from_its_folder_alone(baseline_run, tmp_path, monkeypatch,
                                                     replication):

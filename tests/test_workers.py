@@ -243,6 +243,7 @@ def _at_the_end(runs) -> dict[str, pd.DataFrame]:
             "pending": pending, "groups": groups}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides", [
     TINY,
     ("end_date=2025-05-15", "calibration.ensemble=true"),  # classes, groups, an ensemble
